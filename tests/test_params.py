@@ -1,0 +1,94 @@
+"""Unit tests of parameter validation and profiles."""
+import subprocess
+import sys
+
+import pytest
+import yaml
+
+from dreamgen.params import ParamError, apply_profile, load_params, set_args, validate
+
+
+@pytest.fixture()
+def world(root):
+    return dict(load_params(root / "params.yaml")["world"])
+
+
+def test_default_params_validate(root):
+    params = load_params(root / "params.yaml")
+    assert validate("world", params["world"]).image_size == params["world"]["image_size"]
+    validate("collect", params["collect"])
+
+
+@pytest.mark.parametrize("change, words", [
+    ({"imagesize": 64}, ["world.imagesize: unknown key", "image_size"]),
+    ({"image_size": "64"}, ["world.image_size: expected int", "got str"]),
+    ({"image_size": True}, ["world.image_size: expected int"]),
+    ({"image_size": 8}, ["world.image_size: 8 is out of range", "[16, 256]"]),
+    ({"min_expert_success": 1.5}, ["world.min_expert_success", "out of range"]),
+    ({"workers": 0}, ["world.workers: 0 is out of range"]),
+])
+def test_bad_values_name_the_key_and_the_fix(world, change, words):
+    world.update(change)
+    with pytest.raises(ParamError) as err:
+        validate("world", world)
+    for w in words:
+        assert w in str(err.value)
+    assert "Fix:" in str(err.value)
+
+
+def test_missing_key_and_every_problem_reported(world):
+    del world["seed"]
+    world["workers"] = -1
+    msg = str(pytest.raises(ParamError, validate, "world", world).value)
+    assert "world.seed: missing" in msg and "world.workers" in msg
+
+
+def test_float_accepts_int(world):
+    world["expert_noise"] = 1
+    assert validate("world", world).expert_noise == 1
+
+
+def test_unknown_stage():
+    with pytest.raises(ParamError, match="known stages"):
+        validate("nope", {})
+
+
+def test_profile_may_only_change_existing_keys(root):
+    base = load_params(root / "params.yaml")
+    before = base["world"]["seed"]
+    merged = apply_profile(base, {"world": {"seed": before + 7}})
+    assert merged["world"]["seed"] == before + 7
+    assert base["world"]["seed"] == before, "applying a profile must not change its base"
+    with pytest.raises(ParamError, match="world.sed is not a key"):
+        apply_profile(base, {"world": {"sed": 7}})
+    with pytest.raises(ParamError, match="section 'wrld'"):
+        apply_profile(base, {"wrld": {"seed": 7}})
+
+
+@pytest.mark.parametrize("profile", ["smoke", "paper"])
+def test_every_profile_yields_valid_params(root, profile):
+    override = yaml.safe_load((root / "profiles" / f"{profile}.yaml").read_text())
+    merged = apply_profile(load_params(root / "params.yaml"), override)
+    for stage in ("world", "collect"):
+        validate(stage, merged[stage])
+
+
+def test_set_args_round_trip():
+    args = set_args({"world": {"seed": 3, "expert_noise": 0.5}, "collect": {"camera": "top"}})
+    assert args == ["-S", "world.seed=3", "-S", "world.expert_noise=0.5", "-S", 'collect.camera="top"']
+
+
+def test_cli_profile_writes_merged_file(root, tmp_path):
+    (tmp_path / "profiles").mkdir()
+    (tmp_path / "params.yaml").write_text((root / "params.yaml").read_text())
+    (tmp_path / "profiles" / "smoke.yaml").write_text((root / "profiles" / "smoke.yaml").read_text())
+    out = subprocess.run([sys.executable, "-m", "dreamgen.params", "profile", "smoke",
+                          "--params", str(tmp_path / "params.yaml")], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    merged = load_params(tmp_path / "params.yaml")
+    assert merged["world"]["image_size"] == yaml.safe_load(
+        (root / "profiles" / "smoke.yaml").read_text())["world"]["image_size"]
+    (tmp_path / "profiles" / "bad.yaml").write_text("world: {imagesize: 3}\n")
+    bad = subprocess.run([sys.executable, "-m", "dreamgen.params", "profile", "bad",
+                          "--params", str(tmp_path / "params.yaml")], capture_output=True, text=True)
+    assert bad.returncode == 2 and "world.imagesize is not a key" in bad.stderr

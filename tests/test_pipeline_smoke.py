@@ -1,0 +1,93 @@
+"""End to end: `dvc repro` of the smoke profile in a throwaway copy, checking real outputs."""
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from dreamgen import data
+
+pytestmark = pytest.mark.slow
+IGNORE = shutil.ignore_patterns(".venv", ".git", "data", "reports", "__pycache__", ".pytest_cache", "*.egg-info",
+                                "tmp", "cache")
+
+
+def sh(args, cwd, check=True):
+    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}:{os.environ['PATH']}")
+    out = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True)
+    if check and out.returncode:
+        raise AssertionError(f"{' '.join(args)} exited {out.returncode}\n{out.stdout[-3000:]}\n{out.stderr[-3000:]}")
+    return out
+
+
+@pytest.fixture(scope="module")
+def repo(root, tmp_path_factory):
+    repo = tmp_path_factory.mktemp("smoke") / "repo"
+    shutil.copytree(root, repo, ignore=IGNORE)
+    sh(["git", "init", "-q"], repo)
+    sh([sys.executable, "-m", "dreamgen.params", "profile", "smoke"], repo)
+    sh([sys.executable, "-m", "dvc", "repro"], repo)
+    return repo
+
+
+def test_executed_notebooks_and_html(repo):
+    for stage in ("01_world", "02_collect"):
+        nb = json.loads((repo / f"reports/notebooks/{stage}.ipynb").read_text())
+        assert not [o for c in nb["cells"] for o in c.get("outputs", []) if o.get("output_type") == "error"]
+        assert any(o.get("data", {}).get("image/png") for c in nb["cells"] for o in c.get("outputs", [])), \
+            f"{stage}: no figure in the executed notebook"
+        assert (repo / f"reports/notebooks/{stage}.html").stat().st_size > 10_000
+
+
+def test_world_outputs(repo):
+    spec = json.loads((repo / "data/world/spec.json").read_text())
+    metrics = json.loads((repo / "reports/metrics/world.json").read_text())
+    assert spec["image_size"] == 32 and len(spec["behaviours"]) >= 10 and spec["n_environments"] >= 8
+    assert len(spec["web_embodiments"]) >= 6 and spec["robot"] not in spec["web_embodiments"]
+    rates = [r for row in metrics["expert_success"].values() for r in row.values()]
+    assert len(rates) == len(spec["behaviours"]) * (len(spec["web_embodiments"]) + 2)
+    assert all(0.0 <= r <= 1.0 for r in rates) and metrics["steps_per_s_render"] > 0
+    assert (repo / "reports/tables/world/expert_success.md").is_file()
+    assert (repo / "reports/figures/world/gallery_robot.png").is_file()
+
+
+def test_datasets_validate_and_match_the_recipe(repo):
+    spec = json.loads((repo / "data/world/spec.json").read_text())
+    want = dict(robot_cotrain=len(spec["behaviours"]), robot_pickplace_env0=2, robot_b=len(spec["behaviours"]),
+                web=len(spec["web_embodiments"]) * len(spec["behaviours"]) * spec["n_environments"])
+    metrics = json.loads((repo / "reports/metrics/collect.json").read_text())["datasets"]
+    for name, n in want.items():
+        root = repo / "data/datasets" / name
+        assert data.validate_dataset(root) == [], name
+        ds = data.Dataset(root)
+        assert ds.num_episodes == n == metrics[name]["episodes"]
+        assert metrics[name]["roundtrip_max_abs_error"] == 0
+        ep = ds.episode(0)
+        assert ep.frames.shape[1:] == (32, 32, 3)
+        assert (ep.actions is None) == (name == "web")
+    web = data.Dataset(repo / "data/datasets/web")
+    assert {m["embodiment"] for m in web.episodes_meta} == set(spec["web_embodiments"])
+    assert {m["embodiment"] for m in data.Dataset(repo / "data/datasets/robot_cotrain").episodes_meta} == {spec["robot"]}
+
+
+def test_second_repro_runs_nothing_and_a_param_reruns_only_downstream(repo):
+    again = sh([sys.executable, "-m", "dvc", "repro"], repo)
+    assert "Running stage" not in again.stdout, again.stdout
+    params = (repo / "params.yaml").read_text().replace("seed: 1000", "seed: 1001")
+    assert params != (repo / "params.yaml").read_text()
+    (repo / "params.yaml").write_text(params)
+    status = sh([sys.executable, "-m", "dvc", "status", "--json"], repo)
+    assert set(json.loads(status.stdout)) == {"collect"}, status.stdout
+
+
+def test_bad_parameter_fails_the_stage_with_its_name(repo):
+    text = (repo / "params.yaml").read_text()
+    (repo / "params.yaml").write_text(text.replace("workers: 2", "workers: two", 1))
+    try:
+        out = sh([sys.executable, "-m", "dreamgen.run", "world"], repo, check=False)
+    finally:
+        (repo / "params.yaml").write_text(text)
+    assert out.returncode == 2 and "world.workers: expected int" in out.stderr
