@@ -10,7 +10,6 @@ import multiprocessing as mp
 from dataclasses import asdict, dataclass
 from typing import Iterable, Iterator
 
-import numpy as np
 from tqdm import tqdm
 
 from dreamgen.episode import Episode
@@ -122,7 +121,3 @@ def success_rate_table(rows: list[dict]):
     return df.pivot_table(index="embodiment", columns="behaviour", values="success",
                           aggfunc="mean", sort=False)
 
-
-def endpoint_positions(episodes: Iterable[Episode]) -> np.ndarray:
-    """(N, 2) end-effector x, y of every frame of episodes whose state starts with x, y."""
-    return np.concatenate([ep.states[:, :2] for ep in episodes if ep.states is not None])

@@ -18,11 +18,14 @@ import pymunk
 
 TABLE_LO, TABLE_HI = 6.0, 94.0
 WORK_LO, WORK_HI = 9.0, 91.0   # where the ee may go
-DT, SUBSTEPS = 0.1, 5          # 10 Hz control, 50 Hz physics
+FPS = 10                       # control rate, Hz: the rate of every dataset and video
+DT, SUBSTEPS = 1.0 / FPS, 5    # 10 Hz control, 50 Hz physics
 VMAX, WMAX = 50.0, 2.0         # ee speed (units/s) and wrist rate (rad/s) at |action| = 1
 GRIP_RATE = 0.4                # opening change per control step (open=1, closed=0)
 PUSHER_R = 3.5
 GRASP_SLIP = 5.0               # a grasp pulled this far from its anchor slips (drawer limits)
+
+TABLE_FRICTION = 300.0        # drag force per unit mass: a pushed object stops within ~1 unit
 
 CAT_OBJ, CAT_PUSHER, CAT_DRAWER, CAT_WALL = 1, 2, 4, 8
 _OBJ_FILTER = pymunk.ShapeFilter(categories=CAT_OBJ, mask=CAT_OBJ | CAT_PUSHER | CAT_WALL)
@@ -127,6 +130,11 @@ class Stain:
         return float(self.grid.sum()) / max(self.initial, 1e-9)
 
 
+def set_friction(joints, force) -> None:
+    """Set the (linear, angular) table-drag joints; 0 while an object is off the table."""
+    joints[0].max_force, joints[1].max_force = force, force * 20
+
+
 class World:
     """The physical scene plus the ee. `control` advances one 10 Hz step."""
 
@@ -159,8 +167,8 @@ class World:
         lin = pymunk.PivotJoint(self.static, body, (0, 0), (0, 0))
         rot = pymunk.GearJoint(self.static, body, 0.0, 1.0)
         lin.max_bias = rot.max_bias = 0.0  # pure drag: resists motion, never restores
-        lin.max_force, rot.max_force = force, force * 20
         self.space.add(lin, rot)
+        set_friction((lin, rot), force)
         return lin, rot
 
     def add_object(self, kind, colour, rgb, pos, half, angle=0.0) -> Obj:
@@ -173,7 +181,7 @@ class World:
         shape.filter = _OBJ_FILTER
         body.position, body.angle = tuple(pos), float(angle)
         self.space.add(body, shape)
-        obj = Obj(kind, colour, rgb, body, shape, tuple(half), self._friction(body, 300.0 * body.mass))
+        obj = Obj(kind, colour, rgb, body, shape, tuple(half), self._friction(body, TABLE_FRICTION * body.mass))
         self.objects.append(obj)
         return obj
 
@@ -248,8 +256,7 @@ class World:
                 self._unstack(target)
             joints.append(pymunk.GearJoint(self.ee, target.body, target.body.angle - self.ee.angle, 1.0))
             target.shape.filter = _NO_COLLIDE  # lifted
-            for c in target.friction:
-                c.max_force = 0.0
+            set_friction(target.friction, 0.0)
             self.opening = 0.35 if target.kind != "crumb" else 0.15
         else:
             self.opening = 0.25
@@ -273,8 +280,7 @@ class World:
                 self._stack(obj, base)
             else:
                 obj.shape.filter = _OBJ_FILTER
-                obj.friction[0].max_force = 300.0 * obj.body.mass
-                obj.friction[1].max_force = 6000.0 * obj.body.mass
+                set_friction(obj.friction, TABLE_FRICTION * obj.body.mass)
 
     def _stack(self, obj: Obj, base: Obj) -> None:
         """Glue obj on top of base: it rides along and no longer touches the table layer."""
