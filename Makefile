@@ -21,7 +21,10 @@ $(STAMP): requirements.txt constraints.txt pyproject.toml
 	$(PY) -m ipykernel install --sys-prefix --name dreamgen --display-name "DreamGen (.venv)" >/dev/null
 	touch $(STAMP)
 
+# Parameters are checked before DVC runs anything: DVC removes a stage's outputs before it
+# starts the stage, so a bad value caught only inside the stage would cost them.
 repro: setup
+	$(PY) -m dreamgen.params check
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/dvc repro
 
 test: setup

@@ -19,6 +19,7 @@ import json
 import os
 import shutil
 import tempfile
+from fractions import Fraction
 import time
 from dataclasses import dataclass
 from functools import cached_property
@@ -81,7 +82,9 @@ def write_video(path, frames: np.ndarray, fps: int, preset: str = VIDEO_PRESET) 
         raise ValueError(f"frames must be (T,H,W,3) uint8, got {frames.shape} {frames.dtype}")
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     with av.open(str(path), "w") as container:
-        stream = container.add_stream(VIDEO_ENCODER, rate=fps, options={"qp": "0", "preset": preset})
+        # A Fraction lets non-integer rates through (dreamed videos: 10 / frame_stride = 2.5 fps).
+        rate = Fraction(fps).limit_denominator(1001)
+        stream = container.add_stream(VIDEO_ENCODER, rate=rate, options={"qp": "0", "preset": preset})
         stream.height, stream.width = frames.shape[1:3]
         stream.pix_fmt = "rgb24"
         for frame in frames:

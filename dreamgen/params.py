@@ -64,7 +64,97 @@ class CollectParams:
     figures_dir: str = key("folder of this stage's figures")
 
 
-STAGES: dict[str, type] = {"world": WorldParams, "collect": CollectParams}
+@dataclass(frozen=True)
+class TrainIdmParams:
+    seed: int = key("seed of initialisation, batches and flow-matching noise", lo=0)
+    dataset_path: str = key("robot teleoperation dataset the IDM learns from (LeRobot v2.1)")
+    holdout_every: int = key("every n-th episode is held out for evaluation", lo=2, hi=1000)
+    frame_stride: int = key("k: control steps between the IDM's two frames = actions it predicts", lo=1, hi=32)
+    backbone: str = key("vision backbone: a small CNN from scratch or a transformers model", choices=("cnn", "hf"))
+    backbone_model: str = key("transformers model id or local folder for backbone hf (empty for cnn)")
+    width: int = key("feature and head width", lo=8, hi=4096)
+    flow_steps: int = key("Euler steps when sampling an action chunk", lo=1, hi=100)
+    steps: int = key("optimizer steps", lo=1)
+    batch_size: int = key("windows per step", lo=1)
+    lr: float = key("AdamW learning rate", lo=0.0, hi=1.0)
+    ckpt_every: int = key("checkpoint every this many steps (a stopped run resumes from it)", lo=1)
+    replay_episodes: int = key("held-out episodes replayed in the simulator (0: all)", lo=0)
+    spec_path: str = key("world spec: the camera and episode settings to replay in")
+    model_dir: str = key("folder of the trained IDM (config + weights + training state)")
+    metrics_path: str = key("DVC metrics file of this stage")
+    figures_dir: str = key("folder of this stage's figures")
+
+
+@dataclass(frozen=True)
+class TrainLamParams:
+    seed: int = key("seed of initialisation and batches", lo=0)
+    robot_dataset_path: str = key("robot videos (their actions are used only to show what codes mean)")
+    web_dataset_path: str = key("web videos: no actions, which latent actions do not need")
+    max_web_episodes: int = key("web clips used (0: all); memory and loading time", lo=0)
+    holdout_every: int = key("every n-th episode is held out for evaluation", lo=2, hi=1000)
+    frame_stride: int = key("control steps between the two frames; the same as the IDM's", lo=1, hi=32)
+    codebook_size: int = key("number of latent actions (the paper used 8)", lo=2, hi=1024)
+    code_dim: int = key("size of a code vector", lo=1, hi=1024)
+    width: int = key("channels of encoder and decoder", lo=8, hi=1024)
+    steps: int = key("optimizer steps", lo=1)
+    batch_size: int = key("frame pairs per step", lo=1)
+    lr: float = key("AdamW learning rate", lo=0.0, hi=1.0)
+    ckpt_every: int = key("checkpoint every this many steps (a stopped run resumes from it)", lo=1)
+    model_dir: str = key("folder of the trained latent action model")
+    metrics_path: str = key("DVC metrics file of this stage")
+    figures_dir: str = key("folder of this stage's figures")
+
+
+@dataclass(frozen=True)
+class LabelParams:
+    seed: int = key("seed of the flow-matching noise when labelling", lo=0)
+    idm_dir: str = key("trained IDM (train_idm.model_dir)")
+    lam_dir: str = key("trained latent action model (train_lam.model_dir)")
+    heldout_dataset_path: str = key("real dataset whose held-out episodes are labelled too (the IDM's)")
+    holdout_every: int = key("the held-out split; must equal train_idm.holdout_every", lo=2, hi=1000)
+    dreamed_paths: list[str] = key("dreamed-video datasets to label (fps = 10 / frame_stride)")
+    spec_path: str = key("world spec: the camera and episode settings to replay in")
+    out_dir: str = key("folder of the neural-trajectory datasets")
+    metrics_path: str = key("DVC metrics file of this stage")
+    figures_dir: str = key("folder of this stage's figures")
+
+
+@dataclass(frozen=True)
+class PretrainWorldModelParams:
+    seed: int = key("seed of initialisation, batches, noise and evaluation samples", lo=0)
+    web_dataset_path: str = key("web video corpus the base model learns from (no robot in it)")
+    robot_dataset_path: str = key("robot videos whose first frames give the zero-shot prompts (not trained on)")
+    max_web_episodes: int = key("use at most this many web clips, spread over the corpus; 0 = all", lo=0)
+    holdout_every: int = key("every this-many-th web clip is held out for evaluation", lo=2)
+    num_frames: int = key("frames per clip, the first being the condition", lo=2, hi=64)
+    frame_stride: int = key("control steps between clip frames; the IDM labels pairs this far apart", lo=1, hi=20)
+    image_size: int = key("frame size the model sees; the world's frames are area-downsampled to it", lo=8, hi=256)
+    patch: int = key("spatial patch size of the transformer (tokens = (image_size/patch)^2 per frame)", lo=1, hi=16)
+    width: int = key("transformer width (heads x head size)", lo=8)
+    heads: int = key("attention heads", lo=1)
+    layers: int = key("transformer blocks", lo=1, hi=64)
+    residual: bool = key("model the clip minus its first frame, so that nothing moving is the easy default")
+    shift: float = key("timestep shift of training and sampling; > 1 spends more steps near pure noise", lo=0.1, hi=20.0)
+    p_drop_text: float = key("probability of dropping the instruction in training (classifier-free guidance)", lo=0.0, hi=1.0)
+    max_text_tokens: int = key("instruction tokens the model attends to", lo=4, hi=128)
+    steps: int = key("optimizer steps", lo=1)
+    batch_size: int = key("clips per step", lo=1)
+    lr: float = key("AdamW learning rate", lo=1e-6, hi=1.0)
+    ckpt_every: int = key("checkpoint every this many steps (an interrupted run resumes)", lo=1)
+    sample_every: int = key("dream the fixed evaluation clips every this many steps", lo=1)
+    guidance_scale: float = key("classifier-free guidance scale when dreaming", lo=1.0, hi=20.0)
+    inference_steps: int = key("Euler steps of the flow when dreaming", lo=1, hi=200)
+    robot_eval_clips: int = key("robot episodes used as zero-shot prompts", lo=1)
+    threads: int = key("torch CPU threads; 0 = all cores", lo=0, hi=256)
+    ckpt_dir: str = key("training checkpoints, one folder per configuration, kept across runs to resume")
+    model_dir: str = key("the base world model (DreamGenVideoPipeline.save_pretrained)")
+    metrics_path: str = key("DVC metrics file of this stage")
+    figures_dir: str = key("folder of this stage's figures")
+
+
+STAGES: dict[str, type] = {"world": WorldParams, "collect": CollectParams,
+                           "pretrain_world_model": PretrainWorldModelParams,
+                           "train_idm": TrainIdmParams, "train_lam": TrainLamParams, "label": LabelParams}
 
 
 def _type_ok(value: Any, kind: Any) -> bool:
@@ -189,9 +279,8 @@ def _main(argv: list[str] | None = None) -> int:
             if args.set_args:
                 print(" ".join(set_args(override)))
                 return 0
-        for stage in STAGES:
-            if stage in params:
-                validate(stage, params[stage])
+        for stage, section in params.items():
+            validate(stage, section)
         if args.command == "profile":
             Path(args.params).write_text(yaml.safe_dump(params, sort_keys=False))
             print(f"wrote profile {args.name} into {args.params} (undo: git checkout {args.params})")

@@ -91,3 +91,65 @@ def test_bad_parameter_fails_the_stage_with_its_name(repo):
     finally:
         (repo / "params.yaml").write_text(text)
     assert out.returncode == 2 and "world.workers: expected int" in out.stderr
+
+
+def test_pretrain_world_model_outputs(repo):
+    import numpy as np
+    import torch
+
+    from dreamgen.world_model import ClipSpec, load_pipeline, resize_frames
+
+    nb = json.loads((repo / "reports/notebooks/03_pretrain_world_model.ipynb").read_text())
+    assert not [o for c in nb["cells"] for o in c.get("outputs", []) if o.get("output_type") == "error"]
+    metrics = json.loads((repo / "reports/metrics/pretrain_world_model.json").read_text())
+    assert metrics["steps"] == 30 and metrics["clip_spec"] == dict(num_frames=8, frame_stride=4, image_size=16)
+    for part in ("heldout_web", "zero_shot_robot"):
+        assert 0 <= metrics[part]["mae_dream"] <= 255 and metrics[part]["mae_copy_first"] > 0
+        assert 0 <= metrics[part]["motion_hit"] <= 1
+    assert metrics["final_loss"] < metrics["first_loss"]
+    for fig in ("loss.png", "samples_over_training.gif", "heldout_web.gif", "zero_shot_robot.gif"):
+        assert (repo / "reports/figures/pretrain_world_model" / fig).is_file(), fig
+    pipe = load_pipeline(repo / "data/models/world_model/base")
+    assert pipe.clip_spec == ClipSpec(8, 4, 16)
+    ep = data.Dataset(repo / "data/datasets/web").episode(0)
+    first = resize_frames(ep.frames[0], 16)
+    out = pipe(first, ep.task, num_inference_steps=2, generator=torch.Generator().manual_seed(0)).frames
+    assert out.shape == (1, 8, 16, 16, 3) and (out[0, 0] == first).all()
+    assert np.isfinite(out.astype(float)).all()
+
+
+def test_idm_checkpoint_metrics_and_replay(repo):
+    from dreamgen.actions import idm
+
+    cfg = idm.load_idm_config(repo / "data/models/idm")
+    assert cfg.frame_stride == 4 and cfg.embodiment == "robot" and cfg.image_size == 32
+    assert cfg.action_names == ("vx", "vy", "wz", "grip") and cfg.extra["holdout_every"] == 10
+    m = json.loads((repo / "reports/metrics/train_idm.json").read_text())
+    assert m["train"]["steps"] == 30 and m["heldout_episodes"] >= 1
+    assert m["replay"]["replay_true"] == 1.0  # true actions replayed from the true initial state succeed
+    for key in ("action_mse", "action_mse_mean_baseline", "grip_sign_acc", "state_mae"):
+        assert 0 <= m["idm"][key] < 10 and 0 <= m["idm_strided"][key] < 10
+
+
+def test_lam_checkpoint_and_metrics(repo):
+    from dreamgen.actions import lam
+
+    cfg = lam.load_lam_config(repo / "data/models/lam")
+    assert cfg.codebook_size == 8 and cfg.frame_stride == 4
+    m = json.loads((repo / "reports/metrics/train_lam.json").read_text())
+    assert 0 < m["robot_usage"] <= 1 and 1 <= m["robot_perplexity"] <= 8 and m["robot_mse_copy"] > 0
+
+
+def test_labelled_heldout_datasets(repo):
+    full, strided = repo / "data/neural/heldout_full", repo / "data/neural/heldout_strided"
+    for root in (full, strided):
+        assert data.validate_dataset(root) == []
+        ds = data.Dataset(root)
+        assert all(t.startswith("<RELABEL> ") for t in ds.tasks)
+        assert "action.latent" in ds.info["features"] and ds.info["dreamgen"]["labeller"]["idm_sha256"]
+        ep = ds.episode(0)
+        assert ep.states.shape[1] == 4 and ep.meta["source_dataset"].endswith("robot_cotrain")
+    assert data.Dataset(full).fps == 10 and data.Dataset(full).episode(0).actions.shape[1] == 4
+    assert data.Dataset(strided).fps == 2.5 and data.Dataset(strided).episode(0).actions.shape[1] == 16
+    m = json.loads((repo / "reports/metrics/label.json").read_text())
+    assert m["frames_per_s"] > 0 and set(m["gap"]) == {"heldout_full", "heldout_strided"}

@@ -1,0 +1,20 @@
+"""The video world model: image + instruction -> video (DreamGen steps 1-2).
+
+clips     ClipSpec (num_frames, frame_stride, image_size), ClipBank, load_bank, resize_frames
+text      the offline all-MiniLM-L6-v2 instruction encoder
+model     DenoiserConfig, build_transformer (WanTransformer3DModel), FlowMatchingVideoModel
+pipeline  DreamGenVideoPipeline (diffusers style), build_pipeline, load_pipeline
+fit       fit(): flow-matching training through dreamgen.training, with samples over training
+evaluate  dream(), continuation_report(): MAE vs real and vs copy-first-frame, motion check
+"""
+from .clips import ClipBank, ClipSpec, clip_indices, load_bank, resize_frames, sample_clips, split_holdout
+from .evaluate import continuation_report, copy_first, dream, motion_check, per_frame_mae
+from .fit import fit
+from .model import DenoiserConfig, FlowMatchingVideoModel, build_transformer, condition
+from .pipeline import DreamGenVideoOutput, DreamGenVideoPipeline, build_pipeline, load_pipeline
+from .text import load_text_encoder
+
+__all__ = ["ClipBank", "ClipSpec", "clip_indices", "load_bank", "resize_frames", "sample_clips", "split_holdout",
+           "continuation_report", "copy_first", "dream", "motion_check", "per_frame_mae", "fit", "DenoiserConfig",
+           "FlowMatchingVideoModel", "build_transformer", "condition", "DreamGenVideoOutput",
+           "DreamGenVideoPipeline", "build_pipeline", "load_pipeline", "load_text_encoder"]

@@ -1,0 +1,109 @@
+"""Training the world model's denoiser on a clip bank, through the project's one training loop.
+
+The loop (dreamgen.training.train) checkpoints and resumes; here it runs in chunks of
+`sample_every` steps so that samples can be drawn over training, and those samples are kept
+next to the checkpoint, so a resumed run still shows the whole history.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+
+from dreamgen.training import TrainConfig, TrainResult, train
+
+from .clips import ClipBank, sample_clips
+from .model import FlowMatchingVideoModel, shift_t
+
+SNAPSHOTS = "snapshots.npz"
+MODEL_CARD = "model_config.json"
+
+
+def encode_tasks(pipe, tasks: list[str], batch: int = 64) -> tuple[torch.Tensor, np.ndarray]:
+    """Embeddings of each distinct instruction (U, L, D) and, per task, its row (N,)."""
+    unique = sorted(set(tasks))
+    rows = {t: i for i, t in enumerate(unique)}
+    emb = torch.cat([pipe.encode_prompt(unique[i:i + batch]) for i in range(0, len(unique), batch)])
+    return emb.cpu(), np.array([rows[t] for t in tasks])
+
+
+def make_sampler(pipe, bank: ClipBank, batch_size: int, p_drop_text: float, shift: float) -> Callable:
+    """sample(rng, step) -> batch for FlowMatchingVideoModel.loss; all randomness from rng."""
+    emb, row = encode_tasks(pipe, bank.tasks)
+
+    def sample(rng: np.random.Generator, step: int) -> dict:
+        clips, eps = sample_clips(bank, rng, batch_size)
+        with torch.no_grad():
+            latents = pipe.encode_frames(clips).cpu()
+        u = torch.as_tensor(rng.random(batch_size), dtype=torch.float32)
+        return dict(latents=latents, text=emb[row[eps]],
+                    keep_text=torch.as_tensor(rng.random(batch_size) >= p_drop_text, dtype=torch.float32),
+                    t=shift_t(u, shift).clamp(1e-3, 1.0),
+                    noise=torch.as_tensor(rng.standard_normal(latents.shape), dtype=torch.float32))
+    return sample
+
+
+def model_card(pipe) -> dict:
+    """What must match for a checkpoint to be resumed: the denoiser's and the pipeline's config."""
+    return json.loads(json.dumps(dict(transformer=dict(pipe.transformer.config),
+                                      pipeline={k: v for k, v in pipe.config.items() if not k.startswith("_")
+                                                and not isinstance(v, (list, tuple))}), default=str))
+
+
+def check_resumable(ckpt_dir: Path, card: dict) -> None:
+    """Raise ValueError if ckpt_dir holds a checkpoint of another model configuration."""
+    path = ckpt_dir / MODEL_CARD
+    if path.is_file():
+        old = json.loads(path.read_text())
+        if old != card:
+            diff = sorted(k for part in ("transformer", "pipeline") for k in set(old.get(part, {})) | set(card[part])
+                          if old.get(part, {}).get(k) != card[part].get(k))
+            raise ValueError(f"{ckpt_dir}: incompatible checkpoint (differs in {', '.join(diff)}); delete the "
+                             "folder to start over, or restore the parameters it was trained with")
+    ckpt_dir.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(card, indent=1))
+
+
+def fit(pipe, bank: ClipBank, cfg: TrainConfig, ckpt_dir, batch_size: int, p_drop_text: float = 0.1,
+        shift: float = 3.0, bf16: bool = False, sample_every: int = 0,
+        snapshot: Callable[[int], np.ndarray] | None = None, desc: str = "world model"):
+    """Train pipe.transformer in place; returns (TrainResult over the whole run, {step: snapshot}).
+
+    snapshot(step) -> array: called every `sample_every` steps (e.g. dreamed clips); kept in
+    ckpt_dir/snapshots.npz so that a resumed run keeps the earlier ones.
+    """
+    from accelerate import Accelerator
+
+    ckpt_dir = Path(ckpt_dir)
+    check_resumable(ckpt_dir, model_card(pipe))
+    pipe.transformer.requires_grad_(True)
+    model = FlowMatchingVideoModel(pipe.transformer, residual=pipe.config.residual, bf16=bf16)
+    sample = make_sampler(pipe, bank, batch_size, p_drop_text, shift)
+    snap_path = ckpt_dir / SNAPSHOTS
+    snaps = dict(np.load(snap_path)) if snap_path.is_file() else {}
+    snaps = {int(k): v for k, v in snaps.items()}
+    ends = list(range(sample_every, cfg.steps, sample_every)) if sample_every else []
+    acc = Accelerator(cpu=not torch.cuda.is_available())
+    seconds, first = 0.0, None
+    for end in ends + [cfg.steps]:
+        res = train(model, sample, cfg, ckpt_dir, desc=desc, accelerator=acc, stop_after=end)
+        first = res.resumed_from if first is None else first
+        seconds += res.seconds
+        if snapshot is not None and end not in snaps and res.steps_done > res.resumed_from:
+            model.eval()
+            snaps[end] = snapshot(end)
+            np.savez_compressed(snap_path, **{str(k): v for k, v in snaps.items()})
+    pipe.transformer.requires_grad_(False).eval()
+    done = res.steps_done - first
+    return TrainResult(res.history, res.steps_done, first, seconds, done / max(seconds, 1e-9)), snaps
+
+
+def checkpoint_dir(root, pipe, extra: dict) -> Path:
+    """root/<hash of the model card + training settings>: each configuration resumes only itself."""
+    import hashlib
+
+    blob = json.dumps(dict(model_card(pipe), extra=extra), sort_keys=True, default=str)
+    return Path(root) / hashlib.sha1(blob.encode()).hexdigest()[:12]

@@ -1,0 +1,98 @@
+"""The denoiser and its flow-matching objective, in WAN image-to-video's conditioning layout.
+
+Input to the transformer, channel-wise (B, C + 1 + C, T, H, W), as WanImageToVideoPipeline
+builds it: the noisy latents, a mask that is 1 on the first frame, and the first frame's
+latent followed by zeros. The instruction enters through cross-attention; dropping it (zeros)
+in training gives the unconditional branch of classifier-free guidance.
+
+Flow matching (rectified flow, the objective of WAN and of diffusers'
+FlowMatchEulerDiscreteScheduler): x_t = (1 - t) x_0 + t eps, the model predicts v = eps - x_0.
+With `residual`, x_0 is the clip minus its first frame (repeated), so "nothing moves" is the
+zero target and the model spends its capacity on what changes.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import torch
+import torch.nn.functional as F
+
+
+@dataclass(frozen=True)
+class DenoiserConfig:
+    """A small WanTransformer3DModel; the paper profile's WAN2.1 is the same class, larger."""
+    channels: int = 3           # latent channels (3 = pixel space)
+    patch: int = 4              # spatial patch size (temporal patch 1)
+    width: int = 128            # heads * head_dim
+    heads: int = 4
+    layers: int = 4
+    ffn_mult: int = 4
+    text_dim: int = 384         # all-MiniLM-L6-v2 hidden size
+    freq_dim: int = 64          # sinusoidal timestep features
+
+    def __post_init__(self) -> None:
+        if self.width % self.heads or (self.width // self.heads) % 2:
+            raise ValueError(f"DenoiserConfig: width {self.width} must split into {self.heads} even-sized heads")
+
+
+def build_transformer(cfg: DenoiserConfig):
+    """A randomly initialised WanTransformer3DModel taking (B, 2C+1, T, H, W), returning (B, C, T, H, W)."""
+    from diffusers import WanTransformer3DModel
+
+    return WanTransformer3DModel(
+        patch_size=(1, cfg.patch, cfg.patch), num_attention_heads=cfg.heads,
+        attention_head_dim=cfg.width // cfg.heads, in_channels=2 * cfg.channels + 1,
+        out_channels=cfg.channels, text_dim=cfg.text_dim, freq_dim=cfg.freq_dim,
+        ffn_dim=cfg.ffn_mult * cfg.width, num_layers=cfg.layers)
+
+
+def condition(first: torch.Tensor, num_frames: int) -> torch.Tensor:
+    """WAN I2V condition (B, 1 + C, T, H, W) from the first frame's latent (B, C, H, W)."""
+    b, c, h, w = first.shape
+    mask = torch.zeros(b, 1, num_frames, h, w, dtype=first.dtype, device=first.device)
+    mask[:, :, 0] = 1
+    cond = torch.zeros(b, c, num_frames, h, w, dtype=first.dtype, device=first.device)
+    cond[:, :, 0] = first
+    return torch.cat([mask, cond], dim=1)
+
+
+def shift_t(u: torch.Tensor, shift: float) -> torch.Tensor:
+    """The timestep shift of FlowMatchEulerDiscreteScheduler: draws t near 1 (pure noise) more often."""
+    return shift * u / (1 + (shift - 1) * u)
+
+
+class FlowMatchingVideoModel(torch.nn.Module):
+    """Wraps the transformer with the training objective; `loss(batch)` is what dreamgen.training calls.
+
+    batch: latents (B, C, T, H, W) in [-1, 1] scale, text (B, L, D), keep_text (B,) 0/1,
+           t (B,) in (0, 1), noise like latents.
+    """
+
+    def __init__(self, transformer, residual: bool = True, bf16: bool = False):
+        super().__init__()
+        self.transformer = transformer
+        self.residual = residual
+        self.bf16 = bf16
+
+    def velocity(self, noisy: torch.Tensor, first: torch.Tensor, t: torch.Tensor, text: torch.Tensor):
+        """Predicted velocity (B, C, T, H, W) for noisy targets at flow time t (B,)."""
+        inp = torch.cat([noisy, condition(first, noisy.shape[2])], dim=1)
+        with torch.autocast(noisy.device.type, dtype=torch.bfloat16, enabled=self.bf16):
+            out = self.transformer(inp, t * 1000, text, return_dict=False)[0]
+        return out.float()
+
+    def loss(self, batch: dict):
+        x = batch["latents"]
+        first = x[:, :, 0]
+        x0 = x - first[:, :, None] if self.residual else x
+        t = batch["t"]
+        tt = t[:, None, None, None, None]
+        noisy = (1 - tt) * x0 + tt * batch["noise"]
+        text = batch["text"] * batch["keep_text"][:, None, None]
+        v = self.velocity(noisy, first, t, text)
+        loss = F.mse_loss(v, batch["noise"] - x0)
+        return loss, {}
+
+
+def config_dict(cfg: DenoiserConfig) -> dict:
+    return asdict(cfg)

@@ -1,0 +1,189 @@
+"""DreamGenVideoPipeline: image + instruction -> video, in diffusers' pipeline style.
+
+    pipe = DreamGenVideoPipeline.from_pretrained("data/models/world_model/base")
+    clips = pipe(image, prompt, num_frames=8, guidance_scale=3.0, num_inference_steps=20,
+                 generator=torch.Generator().manual_seed(0)).frames   # (B, T, H, W, 3) uint8
+
+Components: a WanTransformer3DModel denoiser, a FlowMatchEulerDiscreteScheduler, the
+all-MiniLM-L6-v2 tokenizer and text encoder, and an optional VAE (None = pixel space: the
+"latents" are the frames scaled to [-1, 1]; an AutoencoderKL makes it a latent model, as the
+paper profile's WAN VAE does). The clip spec (num_frames, frame_stride, image_size) lives in
+the pipeline's config, so later stages can check that they read clips the way it was trained.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from diffusers import DiffusionPipeline, FlowMatchEulerDiscreteScheduler
+from diffusers.utils import BaseOutput
+from diffusers.utils.torch_utils import randn_tensor
+
+from .clips import ClipSpec
+from .model import DenoiserConfig, FlowMatchingVideoModel, build_transformer
+from .text import check_prompts, encode, load_text_encoder
+
+
+@dataclass
+class DreamGenVideoOutput(BaseOutput):
+    frames: np.ndarray  # (B, T, H, W, 3) uint8; frame 0 is the given image
+
+
+class DreamGenVideoPipeline(DiffusionPipeline):
+    model_cpu_offload_seq = "text_encoder->transformer->vae"
+    _optional_components = ["vae"]
+
+    def __init__(self, transformer, scheduler, tokenizer, text_encoder, vae=None, image_size: int = 32,
+                 num_frames: int = 8, frame_stride: int = 4, residual: bool = True, max_text_tokens: int = 16):
+        super().__init__()
+        self.register_modules(transformer=transformer, scheduler=scheduler, tokenizer=tokenizer,
+                              text_encoder=text_encoder, vae=vae)
+        self.register_to_config(image_size=image_size, num_frames=num_frames, frame_stride=frame_stride,
+                                residual=residual, max_text_tokens=max_text_tokens)
+
+    # ---- spec and checks -------------------------------------------------------------------
+    @property
+    def clip_spec(self) -> ClipSpec:
+        c = self.config
+        return ClipSpec(c.num_frames, c.frame_stride, c.image_size)
+
+    def check_clip_spec(self, expected: ClipSpec) -> None:
+        """Raise ValueError if a consumer (IDM, dream stage) expects other clips than the model makes."""
+        if self.clip_spec != expected:
+            raise ValueError(f"world model clip spec {self.clip_spec} differs from the expected {expected}")
+
+    def check_image(self, image) -> np.ndarray:
+        """Initial frames as (B, S, S, 3) uint8; raises ValueError naming the wrong size or type."""
+        if isinstance(image, (list, tuple)):
+            image = np.stack([np.asarray(im) for im in image])
+        image = np.asarray(image)
+        if image.ndim == 3:
+            image = image[None]
+        s = self.config.image_size
+        if image.ndim != 4 or image.shape[-1] != 3 or image.dtype != np.uint8:
+            raise ValueError(f"image: expected (B, {s}, {s}, 3) or ({s}, {s}, 3) uint8, got {image.shape} {image.dtype}")
+        if image.shape[1:3] != (s, s):
+            raise ValueError(f"image: frames are {image.shape[1]}x{image.shape[2]} but this world model makes "
+                             f"{s}x{s}; resize with dreamgen.world_model.resize_frames(frames, {s})")
+        return image
+
+    # ---- encoders ----------------------------------------------------------------------------
+    def encode_prompt(self, prompts) -> torch.Tensor:
+        """Instruction token states (B, L, D), zero-padded to max_text_tokens."""
+        return encode(self.tokenizer, self.text_encoder, prompts, self.config.max_text_tokens)
+
+    def encode_frames(self, frames) -> torch.Tensor:
+        """(B, T, H, W, 3) uint8 -> latents (B, C, T, h, w); pixel space scales to [-1, 1]."""
+        x = torch.as_tensor(np.asarray(frames), device=self.device).float().div(127.5).sub(1)
+        x = x.permute(0, 4, 1, 2, 3)  # (B, 3, T, H, W)
+        if self.vae is None:
+            return x
+        b, c, t, h, w = x.shape
+        flat = x.transpose(1, 2).reshape(b * t, c, h, w).to(self.vae.dtype)
+        z = self.vae.encode(flat).latent_dist.mode() * self.vae.config.scaling_factor
+        return z.reshape(b, t, *z.shape[1:]).transpose(1, 2).float()
+
+    def decode_latents(self, latents: torch.Tensor) -> np.ndarray:
+        """Latents (B, C, T, h, w) -> (B, T, H, W, 3) uint8."""
+        x = latents
+        if self.vae is not None:
+            b, c, t, h, w = x.shape
+            flat = (x.transpose(1, 2).reshape(b * t, c, h, w) / self.vae.config.scaling_factor).to(self.vae.dtype)
+            img = self.vae.decode(flat).sample.float()
+            x = img.reshape(b, t, *img.shape[1:]).transpose(1, 2)
+        x = ((x.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
+        return x.permute(0, 2, 3, 4, 1).cpu().numpy()
+
+    # ---- generation --------------------------------------------------------------------------
+    @torch.no_grad()
+    def __call__(self, image, prompt, num_frames: int | None = None, guidance_scale: float = 3.0,
+                 num_inference_steps: int = 20, generator=None, output_type: str = "np",
+                 return_dict: bool = True):
+        """Dream clips from initial frames (B, S, S, 3) uint8 and one instruction per frame.
+
+        generator: a torch.Generator, or a list of B (one seed per clip, for recorded seeds).
+        guidance_scale: classifier-free guidance; 1 disables the unconditional branch.
+        output_type: "np" for frames (B, T, S, S, 3) uint8, "latent" for (B, C, T, h, w).
+        """
+        image = self.check_image(image)
+        b = len(image)
+        prompts = check_prompts(prompt, b)
+        t_frames = num_frames or self.config.num_frames
+        if t_frames < 2:
+            raise ValueError(f"num_frames: need at least 2 (the given frame and one more), got {t_frames}")
+        if num_inference_steps < 1:
+            raise ValueError(f"num_inference_steps: need at least 1, got {num_inference_steps}")
+        if isinstance(generator, list) and len(generator) != b:
+            raise ValueError(f"generator: {len(generator)} generators for {b} clips")
+        net = FlowMatchingVideoModel(self.transformer, residual=self.config.residual)
+        first = self.encode_frames(image[:, None])[:, :, 0]  # (B, C, h, w)
+        text = self.encode_prompt(prompts).to(self.device)
+        shape = (b, first.shape[1], t_frames, *first.shape[2:])
+        latents = randn_tensor(shape, generator=generator, device=self.device, dtype=torch.float32)
+        guided = guidance_scale != 1.0
+        if guided:  # one batched pass for both branches
+            first2, text2 = torch.cat([first, first]), torch.cat([text, torch.zeros_like(text)])
+        self.scheduler.set_timesteps(num_inference_steps, device=self.device)
+        for t in self.progress_bar(self.scheduler.timesteps):
+            tt = (t / 1000).expand(b).float()
+            if guided:
+                v_c, v_u = net.velocity(torch.cat([latents, latents]), first2, torch.cat([tt, tt]), text2).chunk(2)
+                v = v_u + guidance_scale * (v_c - v_u)
+            else:
+                v = net.velocity(latents, first, tt, text)
+            latents = self.scheduler.step(v, t, latents, return_dict=False)[0]
+        if self.config.residual:
+            latents = latents + first[:, :, None]
+        latents[:, :, 0] = first  # the given frame is the first frame, exactly
+        if output_type == "latent":
+            return DreamGenVideoOutput(frames=latents) if return_dict else (latents,)
+        frames = self.decode_latents(latents)
+        frames[:, 0] = image  # no rounding drift on the condition frame
+        return DreamGenVideoOutput(frames=frames) if return_dict else (frames,)
+
+
+def build_pipeline(denoiser: DenoiserConfig, spec: ClipSpec, residual: bool = True, shift: float = 3.0,
+                   max_text_tokens: int = 16, text=None, vae=None) -> DreamGenVideoPipeline:
+    """A new pipeline with a randomly initialised denoiser.
+
+    text: (tokenizer, text_encoder); default all-MiniLM-L6-v2 from site-packages.
+    vae: None for pixel space, or a diffusers AutoencoderKL whose latent_channels == denoiser.channels.
+    """
+    channels = 3 if vae is None else vae.config.latent_channels
+    if denoiser.channels != channels:
+        raise ValueError(f"denoiser.channels={denoiser.channels} but the {'pixels' if vae is None else 'VAE'} "
+                         f"give {channels} channels")
+    factor = 1 if vae is None else 2 ** (len(vae.config.block_out_channels) - 1)
+    if spec.image_size % (factor * denoiser.patch):
+        raise ValueError(f"image_size {spec.image_size} is not divisible by the VAE factor {factor} x patch "
+                         f"{denoiser.patch}")
+    tokenizer, encoder = text or load_text_encoder()
+    if encoder.config.hidden_size != denoiser.text_dim:
+        raise ValueError(f"denoiser.text_dim={denoiser.text_dim} but the text encoder gives {encoder.config.hidden_size}")
+    pipe = DreamGenVideoPipeline(build_transformer(denoiser), FlowMatchEulerDiscreteScheduler(shift=shift),
+                                 tokenizer, encoder, vae, image_size=spec.image_size, num_frames=spec.num_frames,
+                                 frame_stride=spec.frame_stride, residual=residual, max_text_tokens=max_text_tokens)
+    pipe.set_progress_bar_config(disable=True)  # one bar per denoising loop would flood notebooks
+    return pipe
+
+
+def load_pipeline(path: str | Path) -> DreamGenVideoPipeline:
+    """Load a saved DreamGenVideoPipeline, with a clear error when the folder is not one."""
+    path = Path(path)
+    index = path / "model_index.json"
+    if not index.is_file():
+        raise FileNotFoundError(f"{path}: no world model here (no model_index.json); run the "
+                                "pretrain_world_model stage first")
+    name = json.loads(index.read_text()).get("_class_name")
+    if name != DreamGenVideoPipeline.__name__:
+        raise ValueError(f"{path}: incompatible checkpoint: it holds a {name}, not a DreamGenVideoPipeline")
+    pipe = DreamGenVideoPipeline.from_pretrained(path)
+    pipe.set_progress_bar_config(disable=True)
+    tc = pipe.transformer.config
+    if tc.in_channels != 2 * tc.out_channels + 1:
+        raise ValueError(f"{path}: incompatible checkpoint: transformer in_channels {tc.in_channels} is not "
+                         f"2 x out_channels {tc.out_channels} + 1 (the WAN I2V layout)")
+    return pipe

@@ -1,0 +1,182 @@
+"""The video world model on tiny configurations: training, sampling, saving, resuming, bad input."""
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from dreamgen.training import TrainConfig
+from dreamgen.world_model import (ClipBank, ClipSpec, DenoiserConfig, DreamGenVideoPipeline, build_pipeline,
+                                  clip_indices, continuation_report, copy_first, fit, load_pipeline,
+                                  motion_check, resize_frames)
+from dreamgen.world_model.fit import make_sampler
+from dreamgen.world_model.model import FlowMatchingVideoModel
+from dreamgen.world_model.text import text_model_dir
+
+SPEC = ClipSpec(num_frames=4, frame_stride=2, image_size=16)
+TINY = DenoiserConfig(patch=4, width=16, heads=2, layers=1, text_dim=32, freq_dim=16)
+
+
+@pytest.fixture(scope="module")
+def text():
+    """The real all-MiniLM tokenizer with a tiny random BERT (the real one is slow to run in tests)."""
+    from transformers import AutoTokenizer, BertConfig, BertModel
+
+    torch.manual_seed(0)
+    tok = AutoTokenizer.from_pretrained(text_model_dir(), local_files_only=True)
+    enc = BertModel(BertConfig(vocab_size=tok.vocab_size, hidden_size=32, num_hidden_layers=1,
+                               num_attention_heads=2, intermediate_size=32)).eval()
+    return tok, enc
+
+
+def square_episode(direction: str, length: int = 9, size: int = 16) -> np.ndarray:
+    """A white square on grey moving one pixel per step right or down: (T, S, S, 3) uint8."""
+    frames = np.full((length, size, size, 3), 90, np.uint8)
+    for t in range(length):
+        r, c = (4, 2 + t) if direction == "right" else (2 + t, 4)
+        frames[t, r:r + 3, c:c + 3] = 255
+    return frames
+
+
+@pytest.fixture(scope="module")
+def bank():
+    eps = [square_episode(d) for d in ("right", "down")] * 2
+    tasks = ["move right", "move down"] * 2
+    return ClipBank(SPEC, eps, tasks, [{} for _ in eps])
+
+
+def new_pipe(text, seed=0, **kw):
+    torch.manual_seed(seed)
+    return build_pipeline(TINY, SPEC, text=text, **kw)
+
+
+def test_clip_indices_hold_last_frame_and_resize_averages():
+    assert clip_indices(5, SPEC).tolist() == [0, 2, 4, 4]
+    assert clip_indices(20, SPEC, start=3).tolist() == [3, 5, 7, 9]
+    img = np.zeros((2, 4, 4, 3), np.uint8)
+    img[:, :2, :2] = 200
+    small = resize_frames(img, 2)
+    assert small.shape == (2, 2, 2, 3) and small[0, 0, 0, 0] == 200 and small[0, 1, 1, 0] == 0
+    with pytest.raises(ValueError, match="not a multiple"):
+        resize_frames(np.zeros((5, 5, 3), np.uint8), 2)
+
+
+def test_training_lowers_the_loss_on_a_tiny_batch(text, bank):
+    pipe = new_pipe(text)
+    model = FlowMatchingVideoModel(pipe.transformer.requires_grad_(True))
+    sample = make_sampler(pipe, bank, batch_size=4, p_drop_text=0.0, shift=1.0)
+    batch = sample(np.random.default_rng(0), 0)
+    opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
+    losses = []
+    for _ in range(40):
+        loss, _ = model.loss(batch)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    assert losses[-1] < 0.7 * losses[0], losses
+
+
+def test_samples_keep_the_first_frame_and_save_load_round_trip(text, bank, tmp_path):
+    pipe = new_pipe(text)
+    image = np.stack([bank.clip(0)[0], bank.clip(1)[0]])
+    out = pipe(image, ["move right", "move down"], num_inference_steps=3,
+               generator=torch.Generator().manual_seed(7)).frames
+    assert out.shape == (2, 4, 16, 16, 3) and out.dtype == np.uint8
+    assert (out[:, 0] == image).all()
+    pipe.save_pretrained(tmp_path / "wm")
+    again = load_pipeline(tmp_path / "wm")
+    assert isinstance(again, DreamGenVideoPipeline) and again.clip_spec == SPEC
+    out2 = again(image, ["move right", "move down"], num_inference_steps=3,
+                 generator=torch.Generator().manual_seed(7)).frames
+    assert (out == out2).all()
+    other = again(image, ["move right", "move down"], num_inference_steps=3,
+                  generator=torch.Generator().manual_seed(8)).frames
+    assert not (out == other).all(), "the generator must drive the sample"
+    per_clip = again(image, ["move right", "move down"], num_inference_steps=3,
+                     generator=[torch.Generator().manual_seed(7), torch.Generator().manual_seed(8)]).frames
+    assert per_clip.shape == out.shape
+
+
+def test_bad_inputs_stop_with_clear_messages(text, bank, tmp_path):
+    pipe = new_pipe(text)
+    image = bank.clip(0)[0]
+    with pytest.raises(ValueError, match="frames are 32x32 but this world model makes 16x16"):
+        pipe(np.zeros((32, 32, 3), np.uint8), "move right")
+    with pytest.raises(ValueError, match="uint8"):
+        pipe(image.astype(np.float32), "move right")
+    with pytest.raises(ValueError, match="empty"):
+        pipe(image, "  ")
+    with pytest.raises(ValueError, match="3 prompts for 2 initial frames"):
+        pipe(np.stack([image, image]), ["a", "b", "c"])
+    with pytest.raises(ValueError, match="clip spec"):
+        pipe.check_clip_spec(ClipSpec(8, 4, 16))
+    with pytest.raises(FileNotFoundError, match="no world model here"):
+        load_pipeline(tmp_path / "nothing")
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "model_index.json").write_text(json.dumps({"_class_name": "WanPipeline"}))
+    with pytest.raises(ValueError, match="incompatible checkpoint: it holds a WanPipeline"):
+        load_pipeline(tmp_path / "other")
+    with pytest.raises(ValueError, match="text_dim"):
+        build_pipeline(DenoiserConfig(patch=4, width=16, heads=2, layers=1), SPEC, text=text)
+
+
+def weights(pipe):
+    return torch.cat([p.detach().flatten() for p in pipe.transformer.parameters()])
+
+
+def test_interrupted_training_resumes_to_the_same_weights(text, bank, tmp_path):
+    cfg = TrainConfig(steps=6, lr=1e-3, seed=0, ckpt_every=2, log_every=2)
+    whole = new_pipe(text)
+    fit(whole, bank, cfg, tmp_path / "a", batch_size=2)
+    part = new_pipe(text)
+    from dreamgen.training import train
+    from dreamgen.world_model.fit import check_resumable, model_card
+    check_resumable(tmp_path / "b", model_card(part))
+    model = FlowMatchingVideoModel(part.transformer.requires_grad_(True))
+    train(model, make_sampler(part, bank, 2, 0.1, 3.0), cfg, tmp_path / "b", stop_after=4)  # "interrupted"
+    resumed = new_pipe(text, seed=1)  # a fresh process: other initial weights, overwritten by the checkpoint
+    res, _ = fit(resumed, bank, cfg, tmp_path / "b", batch_size=2)
+    assert res.resumed_from == 4 and res.steps_done == 6
+    assert torch.allclose(weights(whole), weights(resumed))
+    wider = build_pipeline(DenoiserConfig(patch=4, width=32, heads=2, layers=1, text_dim=32, freq_dim=16),
+                           SPEC, text=text)
+    with pytest.raises(ValueError, match="incompatible checkpoint"):
+        fit(wider, bank, cfg, tmp_path / "b", batch_size=2)
+
+
+def test_snapshots_over_training_survive_resume(text, bank, tmp_path):
+    cfg = TrainConfig(steps=4, lr=1e-3, seed=0, ckpt_every=2, log_every=2)
+    pipe = new_pipe(text)
+    res, snaps = fit(pipe, bank, cfg, tmp_path, batch_size=2, sample_every=2, snapshot=lambda s: np.array([s]))
+    assert sorted(snaps) == [2, 4] and [h["step"] for h in res.history] == [2, 4]
+    _, again = fit(new_pipe(text), bank, cfg, tmp_path, batch_size=2, sample_every=2, snapshot=lambda s: 1 / 0)
+    assert sorted(again) == [2, 4]  # nothing left to train: no new snapshot was drawn
+
+
+def test_latent_path_with_a_vae(text, bank, tmp_path):
+    from diffusers import AutoencoderKL
+
+    torch.manual_seed(0)
+    vae = AutoencoderKL(block_out_channels=(8, 8), down_block_types=("DownEncoderBlock2D",) * 2,
+                        up_block_types=("UpDecoderBlock2D",) * 2, latent_channels=4, norm_num_groups=4,
+                        layers_per_block=1, sample_size=16)
+    cfg = DenoiserConfig(channels=4, patch=2, width=16, heads=2, layers=1, text_dim=32, freq_dim=16)
+    pipe = build_pipeline(cfg, SPEC, text=text, vae=vae)
+    assert pipe.encode_frames(bank.clip(0)[None]).shape == (1, 4, 4, 8, 8)
+    out = pipe(bank.clip(0)[0], "move right", num_inference_steps=2, generator=torch.Generator().manual_seed(0))
+    pipe.save_pretrained(tmp_path / "wm")
+    out2 = load_pipeline(tmp_path / "wm")(bank.clip(0)[0], "move right", num_inference_steps=2,
+                                           generator=torch.Generator().manual_seed(0))
+    assert out.frames.shape == (1, 4, 16, 16, 3) and (out.frames == out2.frames).all()
+    with pytest.raises(ValueError, match="channels"):
+        build_pipeline(TINY, SPEC, text=text, vae=vae)
+
+
+def test_metrics_copy_baseline_and_motion_check():
+    real = np.stack([square_episode("right"), square_episode("down")])[:, ::2]
+    rep = continuation_report(copy_first(real), real)
+    assert rep["mae_dream"] == rep["mae_copy_first"] > 0
+    perfect = continuation_report(real, real)
+    assert perfect["mae_dream"] == 0 and perfect["motion_hit"] == 1.0
+    assert motion_check(real[::-1], real)["hit"] == 0.0  # right-mover vs down-mover end far apart
