@@ -32,7 +32,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
-from tqdm.auto import tqdm
+from tqdm import tqdm  # plain text bars: notebooks here have no widget front end
 
 from dreamgen.episode import Episode
 

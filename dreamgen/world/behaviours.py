@@ -142,7 +142,9 @@ def _cube(world, colour, pos, rng, kind="cube", half=(5.0, 5.0)):
 # -- the behaviours --------------------------------------------------------------------
 def _setup_pick_place(w, rng):
     c_obj, c_other, c_zone = colours(rng, 3)
-    p_obj, p_other, p_zone = spots(rng, 3, 24.0)
+    # Wide layout: pick-and-place is the robot's only lab task in the generalization experiments,
+    # so its reaches must cover the workspace the other behaviours use.
+    p_obj, p_other, p_zone = spots(rng, 3, 24.0, lo=16.0, hi=84.0)
     obj = _cube(w, c_obj, p_obj, rng)
     other = rng.choice(["cube", "disc"])
     w.add_object(other, c_other, COLOURS[c_other], p_other, (5.0, 5.0), 0.0)
