@@ -38,7 +38,10 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--stages", action="store_true")
     ap.add_argument("--size", type=int, default=64)
+    ap.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     args = ap.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     p = load_params(ROOT / "params.yaml")
     ti, tl = p["train_idm"], p["train_lam"]
     k, s = ti["frame_stride"], args.size

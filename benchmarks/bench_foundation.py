@@ -26,15 +26,17 @@ from dreamgen import data, world  # noqa: E402
 
 
 def sim_speed(image_size: int, supersample: int, render: bool, seconds: float = 3.0) -> float:
-    """Control steps per second of one process, random robot actions, reset every max_steps."""
-    env = world.TabletopEnv(image_size=image_size, supersample=supersample, max_steps=80)
+    """Control steps per second of one process, random robot actions, reset every episode.
+
+    Without rendering the environment skips drawing observations (render_obs=False): physics
+    and bookkeeping alone; with it, every step draws the observation image.
+    """
+    env = world.TabletopEnv(image_size=image_size, supersample=supersample, max_steps=80, render_obs=render)
     env.reset(seed=0, options=dict(embodiment=world.ROBOT, behaviour="pick_place", environment=0))
     rng, n, t0 = np.random.default_rng(0), 0, time.perf_counter()
     dim = world.EMBODIMENTS[world.ROBOT].action_dim
     while time.perf_counter() - t0 < seconds:
         _, _, term, trunc, _ = env.step(rng.uniform(-1, 1, dim).astype(np.float32))
-        if render:
-            env.render()
         n += 1
         if term or trunc:
             env.reset(seed=n)

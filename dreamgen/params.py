@@ -134,6 +134,8 @@ class PretrainWorldModelParams:
     heads: int = key("attention heads", lo=1)
     layers: int = key("transformer blocks", lo=1, hi=64)
     residual: bool = key("model the clip minus its first frame, so that nothing moving is the easy default")
+    prediction: str = key("what the transformer outputs: the clean clip (x0) or the flow velocity",
+                          choices=("x0", "velocity"))
     shift: float = key("timestep shift of training and sampling; > 1 spends more steps near pure noise", lo=0.1, hi=20.0)
     p_drop_text: float = key("probability of dropping the instruction in training (classifier-free guidance)", lo=0.0, hi=1.0)
     max_text_tokens: int = key("instruction tokens the model attends to", lo=4, hi=128)

@@ -14,7 +14,7 @@ from typing import Callable
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
+from tqdm import tqdm  # plain text bars: notebooks here have no widget front end
 
 STATE_FILE = "train_state.pt"
 

@@ -231,7 +231,7 @@ def test_lam_trains_restarts_dead_codes_and_codes_videos():
     for _ in range(3):
         loss, logs = model.loss({"frames": frames})
         loss.backward()
-    assert set(logs) == {"recon", "vq"}
+    assert set(logs) == {"recon", "vq", "entropy"} and -np.log(4) - 1e-4 <= logs["entropy"] <= np.log(4) + 1e-4
     used = set(model.codes(frames).tolist())
     assert not torch.equal(before, model.codebook.detach()) and len(used) >= 1
     model.eval()
@@ -316,4 +316,6 @@ def test_a_labeller_for_another_embodiment_or_rate_stops_the_stage(tmp_path, che
     meta.write_text("".join(json.dumps({"episode_index": i, "meta": {"embodiment": "robot"}}) + "\n" for i in range(2)))
     with pytest.raises(label.LabelError, match="trained for 'robot_b'"):
         pipeline.label_dataset(src, tmp_path / "o", other, None, dreamed=True)
+    with pytest.raises(label.LabelError, match="embodiment 'robot'"):  # the dataset's robot_type speaks for it
+        pipeline.label_dataset(_dream_dataset(tmp_path / "d2"), tmp_path / "o", other, None, dreamed=True)
     assert not (tmp_path / "o").exists()  # nothing half-written

@@ -180,3 +180,31 @@ def test_metrics_copy_baseline_and_motion_check():
     perfect = continuation_report(real, real)
     assert perfect["mae_dream"] == 0 and perfect["motion_hit"] == 1.0
     assert motion_check(real[::-1], real)["hit"] == 0.0  # right-mover vs down-mover end far apart
+
+
+def test_lora_adapter_trains_saves_apart_and_loads(text, bank, tmp_path):
+    from dreamgen.world_model import lora
+
+    base = new_pipe(text)
+    base.save_pretrained(tmp_path / "base")
+    fingerprint = lora.base_fingerprint(base.transformer)
+    before = {k: v.clone() for k, v in base.transformer.state_dict().items()}
+    n = lora.add_lora(base, rank=2)
+    assert 0 < n < sum(p.numel() for p in base.transformer.parameters()) / 2
+    cfg = TrainConfig(steps=4, lr=1e-2, seed=0, ckpt_every=2, log_every=2)
+    fit(base, bank, cfg, tmp_path / "ckpt", batch_size=2, train_all=False)
+    after = base.transformer.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before if k in after), "the base weights must stay frozen"
+    image = bank.clip(0)[0]
+    want = base(image, "move right", num_inference_steps=2, generator=torch.Generator().manual_seed(0)).frames
+    lora.save_adapter(base, tmp_path / "adapter", fingerprint, meta=dict(dataset="squares"))
+    assert (tmp_path / "adapter" / lora.WEIGHTS).stat().st_size < 200_000
+    fresh = load_pipeline(tmp_path / "base")
+    plain = fresh(image, "move right", num_inference_steps=2, generator=torch.Generator().manual_seed(0)).frames
+    assert lora.load_adapter(fresh, tmp_path / "adapter")["meta"] == dict(dataset="squares")
+    got = fresh(image, "move right", num_inference_steps=2, generator=torch.Generator().manual_seed(0)).frames
+    assert (got == want).all() and not (plain == want).all()
+    with pytest.raises(FileNotFoundError, match="no LoRA adapter here"):
+        lora.load_adapter(load_pipeline(tmp_path / "base"), tmp_path / "missing")
+    with pytest.raises(ValueError, match="trained on base model"):
+        lora.load_adapter(new_pipe(text, seed=3), tmp_path / "adapter")

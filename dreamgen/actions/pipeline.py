@@ -18,7 +18,7 @@ from dreamgen.training import TrainConfig, train
 
 
 def load_episodes(root, indices=None, progress: str | None = None) -> list:
-    from tqdm.auto import tqdm
+    from tqdm import tqdm
 
     ds = data.Dataset(root)
     indices = range(ds.num_episodes) if indices is None else indices
@@ -143,7 +143,9 @@ def label_dataset(src, out, idm_dir, lam_dir: str | None, dreamed: bool, episode
         ep = ds.episode(i)
         frames = ep.frames[::k] if force_mode == "strided" else ep.frames
         where = f"{src} episode {i}"
-        mode = video_mode(cfg, frames.shape, fps, ep.meta.get("embodiment"), where)
+        # Dreams may not name their embodiment per episode; the dataset's robot_type then does.
+        embodiment = ep.meta.get("embodiment", ds.info.get("robot_type"))
+        mode = video_mode(cfg, frames.shape, fps, embodiment, where)
         labels = label_frames(model, frames, mode, seed=seed + i)
         latent = None
         if lam is not None:
@@ -173,3 +175,37 @@ def label_dataset(src, out, idm_dir, lam_dir: str | None, dreamed: bool, episode
     if lam is not None:
         add_vector_column(out, LATENT_KEY, [z for _, z in results], ["code"])
     return summary
+
+
+def _main(argv=None) -> int:
+    """Label one dataset from the command line, sharded over processes:
+
+        torchrun --nproc_per_node 2 -m dreamgen.actions.pipeline SRC OUT --idm DIR [--lam DIR] [--dreamed]
+
+    (or `accelerate launch` configured for several processes; checked: 2 processes on CPU give
+    the same dataset as one).
+    """
+    import argparse
+
+    from accelerate import Accelerator
+
+    ap = argparse.ArgumentParser(prog="python -m dreamgen.actions.pipeline", description=_main.__doc__)
+    ap.add_argument("src"), ap.add_argument("out")
+    ap.add_argument("--idm", required=True), ap.add_argument("--lam", default=None)
+    ap.add_argument("--dreamed", action="store_true"), ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--strided", action="store_true", help="view a control-rate video frame_stride frames apart")
+    args = ap.parse_args(argv)
+    acc = Accelerator(cpu=not torch.cuda.is_available())
+    try:
+        summary = label_dataset(args.src, args.out, args.idm, args.lam, args.dreamed, seed=args.seed, accelerator=acc,
+                                force_mode="strided" if args.strided else None)
+    except LabelError as err:
+        print(f"dreamgen.actions.pipeline: {err}")
+        return 2
+    if acc.is_main_process:
+        print(json.dumps(summary | {"processes": acc.num_processes}))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(_main())

@@ -6,6 +6,7 @@ model     DenoiserConfig, build_transformer (WanTransformer3DModel), FlowMatchin
 pipeline  DreamGenVideoPipeline (diffusers style), build_pipeline, load_pipeline
 fit       fit(): flow-matching training through dreamgen.training, with samples over training
 evaluate  dream(), continuation_report(): MAE vs real and vs copy-first-frame, motion check
+lora      LoRA adapters with peft, saved apart from the base and checked against it on load
 """
 from .clips import ClipBank, ClipSpec, clip_indices, load_bank, resize_frames, sample_clips, split_holdout
 from .evaluate import continuation_report, copy_first, dream, motion_check, per_frame_mae
@@ -13,6 +14,7 @@ from .fit import fit
 from .model import DenoiserConfig, FlowMatchingVideoModel, build_transformer, condition
 from .pipeline import DreamGenVideoOutput, DreamGenVideoPipeline, build_pipeline, load_pipeline
 from .text import load_text_encoder
+from . import lora  # LoRA adapters: add_lora, save_adapter, load_adapter
 
 __all__ = ["ClipBank", "ClipSpec", "clip_indices", "load_bank", "resize_frames", "sample_clips", "split_holdout",
            "continuation_report", "copy_first", "dream", "motion_check", "per_frame_mae", "fit", "DenoiserConfig",

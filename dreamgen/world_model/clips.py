@@ -10,7 +10,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
-from tqdm.auto import tqdm
+from tqdm import tqdm  # plain text bars: notebooks here have no widget front end
 
 
 @dataclass(frozen=True)

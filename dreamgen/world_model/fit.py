@@ -69,18 +69,23 @@ def check_resumable(ckpt_dir: Path, card: dict) -> None:
 
 def fit(pipe, bank: ClipBank, cfg: TrainConfig, ckpt_dir, batch_size: int, p_drop_text: float = 0.1,
         shift: float = 3.0, bf16: bool = False, sample_every: int = 0,
-        snapshot: Callable[[int], np.ndarray] | None = None, desc: str = "world model"):
+        snapshot: Callable[[int], np.ndarray] | None = None, desc: str = "world model", train_all: bool = True):
     """Train pipe.transformer in place; returns (TrainResult over the whole run, {step: snapshot}).
 
     snapshot(step) -> array: called every `sample_every` steps (e.g. dreamed clips); kept in
     ckpt_dir/snapshots.npz so that a resumed run keeps the earlier ones.
+    train_all: False trains only the parameters that already require grad (LoRA adapters).
     """
     from accelerate import Accelerator
 
     ckpt_dir = Path(ckpt_dir)
     check_resumable(ckpt_dir, model_card(pipe))
-    pipe.transformer.requires_grad_(True)
-    model = FlowMatchingVideoModel(pipe.transformer, residual=pipe.config.residual, bf16=bf16)
+    if train_all:
+        pipe.transformer.requires_grad_(True)
+    elif not any(p.requires_grad for p in pipe.transformer.parameters()):
+        raise ValueError("fit(train_all=False): nothing to train; add a LoRA adapter first (lora.add_lora)")
+    model = FlowMatchingVideoModel(pipe.transformer, residual=pipe.config.residual,
+                                   prediction=pipe.config.prediction, bf16=bf16)
     sample = make_sampler(pipe, bank, batch_size, p_drop_text, shift)
     snap_path = ckpt_dir / SNAPSHOTS
     snaps = dict(np.load(snap_path)) if snap_path.is_file() else {}
@@ -96,7 +101,9 @@ def fit(pipe, bank: ClipBank, cfg: TrainConfig, ckpt_dir, batch_size: int, p_dro
             model.eval()
             snaps[end] = snapshot(end)
             np.savez_compressed(snap_path, **{str(k): v for k, v in snaps.items()})
-    pipe.transformer.requires_grad_(False).eval()
+    if train_all:
+        pipe.transformer.requires_grad_(False)
+    pipe.transformer.eval()
     done = res.steps_done - first
     return TrainResult(res.history, res.steps_done, first, seconds, done / max(seconds, 1e-9)), snaps
 

@@ -9,6 +9,11 @@ Flow matching (rectified flow, the objective of WAN and of diffusers'
 FlowMatchEulerDiscreteScheduler): x_t = (1 - t) x_0 + t eps, the model predicts v = eps - x_0.
 With `residual`, x_0 is the clip minus its first frame (repeated), so "nothing moves" is the
 zero target and the model spends its capacity on what changes.
+
+With prediction "x0" the transformer outputs the clean clip and the velocity is derived,
+v = (x_t - x0_hat) / t (the "x-prediction" that pixel-space transformers with large patches
+prefer, Li & He 2025): the last Euler step then lands exactly on the model's clean estimate,
+where velocity prediction leaves its error times the last step size as speckle noise.
 """
 from __future__ import annotations
 
@@ -46,6 +51,9 @@ def build_transformer(cfg: DenoiserConfig):
         ffn_dim=cfg.ffn_mult * cfg.width, num_layers=cfg.layers)
 
 
+PREDICTIONS = ("x0", "velocity")
+
+
 def condition(first: torch.Tensor, num_frames: int) -> torch.Tensor:
     """WAN I2V condition (B, 1 + C, T, H, W) from the first frame's latent (B, C, H, W)."""
     b, c, h, w = first.shape
@@ -68,18 +76,26 @@ class FlowMatchingVideoModel(torch.nn.Module):
            t (B,) in (0, 1), noise like latents.
     """
 
-    def __init__(self, transformer, residual: bool = True, bf16: bool = False):
+    def __init__(self, transformer, residual: bool = True, prediction: str = "x0", bf16: bool = False,
+                 t_floor: float = 0.05):
         super().__init__()
+        if prediction not in PREDICTIONS:
+            raise ValueError(f"prediction must be one of {PREDICTIONS}, got {prediction!r}")
         self.transformer = transformer
         self.residual = residual
+        self.prediction = prediction
         self.bf16 = bf16
+        self.t_floor = t_floor  # caps the 1/t weight of x0-prediction's velocity loss near t = 0
 
-    def velocity(self, noisy: torch.Tensor, first: torch.Tensor, t: torch.Tensor, text: torch.Tensor):
+    def velocity(self, noisy: torch.Tensor, first: torch.Tensor, t: torch.Tensor, text: torch.Tensor,
+                 t_floor: float = 0.0):
         """Predicted velocity (B, C, T, H, W) for noisy targets at flow time t (B,)."""
         inp = torch.cat([noisy, condition(first, noisy.shape[2])], dim=1)
         with torch.autocast(noisy.device.type, dtype=torch.bfloat16, enabled=self.bf16):
-            out = self.transformer(inp, t * 1000, text, return_dict=False)[0]
-        return out.float()
+            out = self.transformer(inp, t * 1000, text, return_dict=False)[0].float()
+        if self.prediction == "velocity":
+            return out
+        return (noisy - out) / t.clamp(min=max(t_floor, 1e-6))[:, None, None, None, None]
 
     def loss(self, batch: dict):
         x = batch["latents"]
@@ -89,7 +105,7 @@ class FlowMatchingVideoModel(torch.nn.Module):
         tt = t[:, None, None, None, None]
         noisy = (1 - tt) * x0 + tt * batch["noise"]
         text = batch["text"] * batch["keep_text"][:, None, None]
-        v = self.velocity(noisy, first, t, text)
+        v = self.velocity(noisy, first, t, text, t_floor=self.t_floor)
         loss = F.mse_loss(v, batch["noise"] - x0)
         return loss, {}
 

@@ -37,12 +37,13 @@ class DreamGenVideoPipeline(DiffusionPipeline):
     _optional_components = ["vae"]
 
     def __init__(self, transformer, scheduler, tokenizer, text_encoder, vae=None, image_size: int = 32,
-                 num_frames: int = 8, frame_stride: int = 4, residual: bool = True, max_text_tokens: int = 16):
+                 num_frames: int = 8, frame_stride: int = 4, residual: bool = True, max_text_tokens: int = 16,
+                 prediction: str = "x0"):
         super().__init__()
         self.register_modules(transformer=transformer, scheduler=scheduler, tokenizer=tokenizer,
                               text_encoder=text_encoder, vae=vae)
         self.register_to_config(image_size=image_size, num_frames=num_frames, frame_stride=frame_stride,
-                                residual=residual, max_text_tokens=max_text_tokens)
+                                residual=residual, max_text_tokens=max_text_tokens, prediction=prediction)
 
     # ---- spec and checks -------------------------------------------------------------------
     @property
@@ -118,7 +119,8 @@ class DreamGenVideoPipeline(DiffusionPipeline):
             raise ValueError(f"num_inference_steps: need at least 1, got {num_inference_steps}")
         if isinstance(generator, list) and len(generator) != b:
             raise ValueError(f"generator: {len(generator)} generators for {b} clips")
-        net = FlowMatchingVideoModel(self.transformer, residual=self.config.residual)
+        net = FlowMatchingVideoModel(self.transformer, residual=self.config.residual,
+                                     prediction=self.config.prediction)
         first = self.encode_frames(image[:, None])[:, :, 0]  # (B, C, h, w)
         text = self.encode_prompt(prompts).to(self.device)
         shape = (b, first.shape[1], t_frames, *first.shape[2:])
@@ -146,7 +148,7 @@ class DreamGenVideoPipeline(DiffusionPipeline):
 
 
 def build_pipeline(denoiser: DenoiserConfig, spec: ClipSpec, residual: bool = True, shift: float = 3.0,
-                   max_text_tokens: int = 16, text=None, vae=None) -> DreamGenVideoPipeline:
+                   max_text_tokens: int = 16, text=None, vae=None, prediction: str = "x0") -> DreamGenVideoPipeline:
     """A new pipeline with a randomly initialised denoiser.
 
     text: (tokenizer, text_encoder); default all-MiniLM-L6-v2 from site-packages.
@@ -165,7 +167,8 @@ def build_pipeline(denoiser: DenoiserConfig, spec: ClipSpec, residual: bool = Tr
         raise ValueError(f"denoiser.text_dim={denoiser.text_dim} but the text encoder gives {encoder.config.hidden_size}")
     pipe = DreamGenVideoPipeline(build_transformer(denoiser), FlowMatchEulerDiscreteScheduler(shift=shift),
                                  tokenizer, encoder, vae, image_size=spec.image_size, num_frames=spec.num_frames,
-                                 frame_stride=spec.frame_stride, residual=residual, max_text_tokens=max_text_tokens)
+                                 frame_stride=spec.frame_stride, residual=residual, max_text_tokens=max_text_tokens,
+                                 prediction=prediction)
     pipe.set_progress_bar_config(disable=True)  # one bar per denoising loop would flood notebooks
     return pipe
 

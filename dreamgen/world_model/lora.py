@@ -1,0 +1,92 @@
+"""LoRA adapters (peft) on the world model's transformer: the robot fine-tuning of DreamGen step 1.
+
+An adapter folder holds `adapter_model.safetensors` (the LoRA weights only, small) and
+`adapter_config.json` (rank, targets, and a fingerprint of the base model it was trained on),
+so it is saved apart from the base model and refuses to load onto another one.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import torch
+
+WEIGHTS = "adapter_model.safetensors"
+CONFIG = "adapter_config.json"
+TARGETS = ("to_q", "to_k", "to_v", "to_out.0")  # attention projections, as diffusers' WAN LoRAs do
+
+
+def base_fingerprint(transformer) -> str:
+    """A short hash of the base transformer's config and weights (LoRA layers excluded)."""
+    config = {k: v for k, v in transformer.config.items() if not k.startswith("_")}  # not load-time extras
+    h = hashlib.sha1(json.dumps(config, sort_keys=True, default=str).encode())
+    # with an adapter in place peft renames base weights `x.base_layer.weight`; hash the plain names
+    for name, p in sorted((k.replace(".base_layer", ""), v) for k, v in transformer.state_dict().items()):
+        if "lora_" not in name:
+            h.update(name.encode())
+            h.update(p.detach().float().sum().numpy().tobytes())
+    return h.hexdigest()[:16]
+
+
+def add_lora(pipe, rank: int, alpha: float | None = None, targets=TARGETS, name: str = "default") -> int:
+    """Freeze the base transformer and add a trainable LoRA adapter; returns its parameter count."""
+    from peft import LoraConfig
+
+    if rank < 1:
+        raise ValueError(f"LoRA rank must be >= 1, got {rank}")
+    tr = pipe.transformer
+    tr.requires_grad_(False)
+    tr.add_adapter(LoraConfig(r=rank, lora_alpha=alpha or rank, target_modules=list(targets),
+                              init_lora_weights=True), adapter_name=name)
+    return sum(p.numel() for p in tr.parameters() if p.requires_grad)
+
+
+def save_adapter(pipe, folder, base_print: str, meta: dict | None = None) -> Path:
+    """Write the adapter's weights and config (with the base fingerprint and `meta`) to `folder`."""
+    from peft.utils import get_peft_model_state_dict
+    from safetensors.torch import save_file
+
+    tr = pipe.transformer
+    if not getattr(tr, "_hf_peft_config_loaded", False):
+        raise ValueError("save_adapter: the transformer has no LoRA adapter (add_lora first)")
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    state = {k: v.detach().contiguous().cpu() for k, v in get_peft_model_state_dict(tr).items()}
+    save_file(state, folder / WEIGHTS)
+    lcfg = tr.peft_config["default"]
+    (folder / CONFIG).write_text(json.dumps(dict(
+        rank=lcfg.r, alpha=lcfg.lora_alpha, targets=sorted(lcfg.target_modules), base=base_print,
+        clip_spec=pipe.clip_spec.to_dict(), meta=meta or {}), indent=1, default=str))
+    return folder
+
+
+def load_adapter(pipe, folder, name: str = "default") -> dict:
+    """Load an adapter saved by save_adapter onto `pipe` (its base model); returns its config.
+
+    Raises FileNotFoundError for a missing adapter and ValueError for one trained on another
+    base model or clip spec.
+    """
+    from peft import LoraConfig
+    from peft.utils import set_peft_model_state_dict
+    from safetensors.torch import load_file
+
+    folder = Path(folder)
+    if not (folder / WEIGHTS).is_file() or not (folder / CONFIG).is_file():
+        raise FileNotFoundError(f"{folder}: no LoRA adapter here (expected {WEIGHTS} and {CONFIG}); run the "
+                                "finetune_world_model stage first")
+    cfg = json.loads((folder / CONFIG).read_text())
+    here = base_fingerprint(pipe.transformer)
+    if cfg["base"] != here:
+        raise ValueError(f"{folder}: adapter was trained on base model {cfg['base']}, but this base model is "
+                         f"{here}; load the base it was fine-tuned from")
+    if cfg["clip_spec"] != pipe.clip_spec.to_dict():
+        raise ValueError(f"{folder}: adapter clip spec {cfg['clip_spec']} differs from the model's {pipe.clip_spec}")
+    pipe.transformer.add_adapter(LoraConfig(r=cfg["rank"], lora_alpha=cfg["alpha"], target_modules=cfg["targets"]),
+                                 adapter_name=name)
+    result = set_peft_model_state_dict(pipe.transformer, load_file(folder / WEIGHTS), adapter_name=name)
+    unexpected = getattr(result, "unexpected_keys", None)
+    if unexpected:
+        raise ValueError(f"{folder}: adapter weights do not fit this model: {unexpected[:3]}...")
+    pipe.transformer.requires_grad_(False)
+    return cfg
