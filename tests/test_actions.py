@@ -239,6 +239,29 @@ def test_lam_trains_restarts_dead_codes_and_codes_videos():
     assert codes.shape == (9,) and (codes[-K:] == -1).all() and ((codes[:-K] >= 0) & (codes[:-K] < 4)).all()
 
 
+def test_lam_encoder_sees_the_change_not_the_scene():
+    # Given the scene, the LAM spent its codes on environments and gave every robot pair one code.
+    model = tiny_lam()
+    g = torch.Generator().manual_seed(0)
+    change = 0.2 * torch.rand(5, 3, SIZE, SIZE, generator=g)
+    a0, b0 = 0.5 * torch.rand(5, 3, SIZE, SIZE, generator=g), 0.5 * torch.rand(5, 3, SIZE, SIZE, generator=g)
+    za, zb = (model.encode(torch.stack([x, x + change], 1)) for x in (a0, b0))
+    assert torch.allclose(za, zb, atol=1e-5)
+    assert not torch.allclose(za, model.encode(torch.stack([a0, a0 - change], 1)), atol=1e-3)
+
+
+def test_lam_loss_weights_the_pixels_that_move():
+    model = tiny_lam().train()
+    x0 = torch.zeros(2, 3, SIZE, SIZE)
+    x1 = x0.clone()
+    x1[:, :, :2, :2] = 1.0  # a few moving pixels the residual decoder (starting as a copy) misses
+    _, logs = model.loss({"frames": torch.stack([x0, x1], 1)})
+    frac = 4 / SIZE ** 2
+    plain = frac  # unweighted MSE of the copy: the moved pixels' share
+    w = model.cfg.change_weight
+    assert logs["recon"] == pytest.approx(frac * (1 + w) / (1 + w * frac), rel=1e-4) and logs["recon"] > 2 * plain
+
+
 def test_lam_evaluation_reports_usage_perplexity_and_baselines(expert_episodes):
     ev = lam.evaluate_lam(tiny_lam(), lam.make_pairs([e.frames for e in expert_episodes], K))
     assert 0 < ev["usage"] <= 1 and 1 <= ev["perplexity"] <= 4 + 1e-6
