@@ -208,3 +208,14 @@ def test_lora_adapter_trains_saves_apart_and_loads(text, bank, tmp_path):
         lora.load_adapter(load_pipeline(tmp_path / "base"), tmp_path / "missing")
     with pytest.raises(ValueError, match="trained on base model"):
         lora.load_adapter(new_pipe(text, seed=3), tmp_path / "adapter")
+
+
+def test_model_card_ignores_diffusers_bookkeeping_order(text):
+    """A new process may list `_use_default_values` in another order: resuming must still match."""
+    from dreamgen.world_model.fit import model_card
+
+    pipe = new_pipe(text)
+    card = model_card(pipe)
+    listed = list(pipe.transformer.config.get("_use_default_values", [])) + ["a", "b"]
+    pipe.transformer.register_to_config(_use_default_values=listed[::-1])
+    assert model_card(pipe) == card and not any(k.startswith("_") for k in card["transformer"])

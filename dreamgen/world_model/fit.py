@@ -48,7 +48,10 @@ def make_sampler(pipe, bank: ClipBank, batch_size: int, p_drop_text: float, shif
 
 def model_card(pipe) -> dict:
     """What must match for a checkpoint to be resumed: the denoiser's and the pipeline's config."""
-    return json.loads(json.dumps(dict(transformer=dict(pipe.transformer.config),
+    # Keys starting with "_" are diffusers' bookkeeping; `_use_default_values` is built from a set,
+    # so its order changes from process to process and would break resuming.
+    transformer = {k: v for k, v in pipe.transformer.config.items() if not k.startswith("_")}
+    return json.loads(json.dumps(dict(transformer=transformer,
                                       pipeline={k: v for k, v in pipe.config.items() if not k.startswith("_")
                                                 and not isinstance(v, (list, tuple))}), default=str))
 
