@@ -10,7 +10,10 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
+
 from tqdm import tqdm  # plain text bars: notebooks here have no widget front end
+
+from dreamgen.frames import resize_frames  # noqa: F401  (re-exported: the world model's input size)
 
 
 @dataclass(frozen=True)
@@ -30,21 +33,6 @@ class ClipSpec:
 
     def to_dict(self) -> dict:
         return asdict(self)
-
-
-def resize_frames(frames: np.ndarray, size: int) -> np.ndarray:
-    """Area-downsample (..., H, W, 3) uint8 frames to (..., size, size, 3); H must be a multiple of size."""
-    frames = np.asarray(frames)
-    h, w = frames.shape[-3:-1]
-    if frames.dtype != np.uint8 or frames.shape[-1] != 3 or h != w:
-        raise ValueError(f"frames must be (..., H, H, 3) uint8, got {frames.shape} {frames.dtype}")
-    if h == size:
-        return frames
-    if h % size:
-        raise ValueError(f"cannot resize {h}x{w} frames to {size}x{size}: {h} is not a multiple of {size}")
-    f = h // size
-    x = frames.reshape(*frames.shape[:-3], size, f, size, f, 3).astype(np.float32).mean(axis=(-4, -2))
-    return np.round(x).astype(np.uint8)
 
 
 def clip_indices(length: int, spec: ClipSpec, start: int = 0) -> np.ndarray:

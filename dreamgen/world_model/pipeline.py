@@ -68,7 +68,7 @@ class DreamGenVideoPipeline(DiffusionPipeline):
             raise ValueError(f"image: expected (B, {s}, {s}, 3) or ({s}, {s}, 3) uint8, got {image.shape} {image.dtype}")
         if image.shape[1:3] != (s, s):
             raise ValueError(f"image: frames are {image.shape[1]}x{image.shape[2]} but this world model makes "
-                             f"{s}x{s}; resize with dreamgen.world_model.resize_frames(frames, {s})")
+                             f"{s}x{s}; resize with dreamgen.frames.resize_frames(frames, {s})")
         return image
 
     # ---- encoders ----------------------------------------------------------------------------
