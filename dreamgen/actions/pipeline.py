@@ -14,15 +14,21 @@ from dreamgen.actions import lam as lam_mod
 from dreamgen.actions.label import (DREAM_TAG, LATENT_KEY, RELABEL_TAG, LabelError, Labels, add_vector_column,
                                     chunk_action_names, file_digest, gather, label_errors, label_frames,
                                     neural_episode, replay, shard, subsample, video_mode)
+from dreamgen.frames import resize_frames
 from dreamgen.training import TrainConfig, train
 
 
-def load_episodes(root, indices=None, progress: str | None = None) -> list:
+def load_episodes(root, indices=None, progress: str | None = None, image_size: int | None = None) -> list:
+    """Episodes of a dataset; image_size area-downsamples their frames (e.g. 64 -> 32, the world model's size)."""
     from tqdm import tqdm
 
     ds = data.Dataset(root)
     indices = range(ds.num_episodes) if indices is None else indices
-    return [ds.episode(i) for i in tqdm(indices, desc=progress, disable=progress is None, mininterval=10, ascii=True)]
+    eps = [ds.episode(i) for i in tqdm(indices, desc=progress, disable=progress is None, mininterval=10, ascii=True)]
+    if image_size is not None:
+        for ep in eps:
+            ep.frames = resize_frames(ep.frames, image_size)
+    return eps
 
 
 # --------------------------------------------------------------------------- IDM
@@ -143,6 +149,9 @@ def label_dataset(src, out, idm_dir, lam_dir: str | None, dreamed: bool, episode
         ep = ds.episode(i)
         frames = ep.frames[::k] if force_mode == "strided" else ep.frames
         where = f"{src} episode {i}"
+        if frames.shape[1] > cfg.image_size and frames.shape[1] % cfg.image_size == 0:
+            # Real videos (64 px) meet a labeller trained at the world model's size: view them the same way.
+            frames = resize_frames(frames, cfg.image_size)
         # Dreams may not name their embodiment per episode; the dataset's robot_type then does.
         embodiment = ep.meta.get("embodiment", ds.info.get("robot_type"))
         mode = video_mode(cfg, frames.shape, fps, embodiment, where)

@@ -69,3 +69,69 @@ def continuation_report(pred: np.ndarray, real: np.ndarray) -> dict:
     return dict(mae_dream=float(m_dream[1:].mean()), mae_copy_first=float(m_copy[1:].mean()),
                 mae_dream_per_frame=m_dream.tolist(), mae_copy_per_frame=m_copy.tolist(),
                 **{f"motion_{k}": v for k, v in motion_check(pred, real).items()})
+
+
+def _colour_match(a: np.ndarray, b: np.ndarray, tol: float) -> float:
+    """Fraction of the pixels of image a (S, S, 3) whose colour lies within tol of some colour of b."""
+    pal = np.unique(b.reshape(-1, 3), axis=0).astype(np.int16)
+    pix, inv = np.unique(a.reshape(-1, 3), axis=0, return_inverse=True)
+    d = np.abs(pix.astype(np.int16)[:, None] - pal[None]).max(-1).min(1)
+    return float(np.mean(d[inv.ravel()] <= tol))
+
+
+def look_consistency(pred: np.ndarray, real: np.ndarray, tol: float = 16.0) -> np.ndarray:
+    """Does the dream keep the world's look? Per clip (N,), averaged over frames 1..T-1:
+    the mean of precision (dreamed pixels whose colour, within `tol` on 0-255, is in the real
+    frame) and recall (real pixels whose colour is in the dreamed frame).
+
+    A real clip scores 1. Invented or smeared colours lower precision; a robot or object that
+    dissolves into the table removes its colours from the dream and lowers recall. Colour only,
+    so it needs no model: this flat-colour world makes colour a fair proxy for "what is there".
+    """
+    if pred.shape != real.shape:
+        raise ValueError(f"pred {pred.shape} and real {real.shape} clips differ in shape")
+    out = np.empty(len(pred))
+    for i in range(len(pred)):
+        scores = [(_colour_match(pred[i, t], real[i, t], tol) + _colour_match(real[i, t], pred[i, t], tol)) / 2
+                  for t in range(1, pred.shape[1])]
+        out[i] = float(np.mean(scores))
+    return out
+
+
+@torch.no_grad()
+def pair_features(encoder, clips: np.ndarray, batch: int = 256) -> np.ndarray:
+    """Features of every consecutive frame pair of clips (N, T, S, S, 3) by a two-frame encoder
+    (the IDM's: frames (B, 2, 3, S, S) in [0, 1] -> (B, D)): (N * (T - 1), D)."""
+    from dreamgen.actions.idm import to_tensor
+
+    pairs = np.stack([clips[:, :-1], clips[:, 1:]], 2).reshape(-1, 2, *clips.shape[2:])
+    return np.concatenate([encoder(to_tensor(pairs[i:i + batch])).numpy() for i in range(0, len(pairs), batch)])
+
+
+def frechet_distance(a: np.ndarray, b: np.ndarray) -> float:
+    """Frechet distance between Gaussians fitted to feature sets a (N, D) and b (M, D)."""
+    from scipy import linalg
+
+    mu_a, mu_b = a.mean(0), b.mean(0)
+    ca, cb = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
+    covmean = linalg.sqrtm(ca @ cb)
+    covmean = covmean.real if np.iscomplexobj(covmean) else covmean
+    return float(((mu_a - mu_b) ** 2).sum() + np.trace(ca + cb - 2 * covmean))
+
+
+def quality_report(pred: np.ndarray, real: np.ndarray, encoder=None) -> dict:
+    """Everything we measure of dreams against their real counterparts (same first frame, instruction).
+
+    mae_*: pixel error of frames 1..T-1 (dream, copy-first baseline); motion_*: does the change go
+    where the real one goes; look: look_consistency mean; fid_idm: Frechet distance of IDM pair
+    features (the network that will label these dreams) between dreamed and real clips.
+    """
+    rep = {k: v for k, v in continuation_report(pred, real).items() if not k.endswith("per_frame")}
+    rep["look"] = float(look_consistency(pred, real).mean())
+    rep["look_copy_first"] = float(look_consistency(copy_first(real), real).mean())
+    if encoder is not None:
+        fr, fp = pair_features(encoder, real), pair_features(encoder, pred)
+        rep["fid_idm"] = frechet_distance(fp, fr)
+        rep["fid_idm_copy_first"] = frechet_distance(pair_features(encoder, copy_first(real)), fr)
+    rep["clips"] = int(len(pred))
+    return rep

@@ -25,7 +25,8 @@ def base_fingerprint(transformer) -> str:
     for name, p in sorted((k.replace(".base_layer", ""), v) for k, v in transformer.state_dict().items()):
         if "lora_" not in name:
             h.update(name.encode())
-            h.update(p.detach().float().sum().numpy().tobytes())
+            # the exact bytes: a float sum's last bits depend on the thread count
+            h.update(p.detach().cpu().contiguous().numpy().tobytes())
     return h.hexdigest()[:16]
 
 

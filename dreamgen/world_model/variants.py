@@ -1,0 +1,96 @@
+"""World-model variants: the base (web pretraining only), a LoRA adapter, or a fully fine-tuned denoiser.
+
+A variant folder holds either a peft adapter (lora.save_adapter: adapter_config.json +
+adapter_model.safetensors) or a full fine-tune (`transformer/` in diffusers layout +
+variant.json). Both record a fingerprint of the base they were trained from, and both load
+onto that base with `load_variant(base_dir, variant_dir)`, so a dream always says which base and
+which variant made it and a variant never silently loads onto another base.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from dreamgen.world_model import lora
+from dreamgen.world_model.pipeline import DreamGenVideoPipeline, load_pipeline
+
+VARIANT = "variant.json"
+KINDS = ("base", "lora", "full")
+
+
+def save_full(pipe: DreamGenVideoPipeline, folder, base_print: str, meta: dict | None = None) -> Path:
+    """Write a fully fine-tuned denoiser (transformer only: text encoder and scheduler are the base's)."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    pipe.transformer.save_pretrained(folder / "transformer")
+    (folder / VARIANT).write_text(json.dumps(dict(kind="full", base=base_print, clip_spec=pipe.clip_spec.to_dict(),
+                                                  meta=meta or {}), indent=1, default=str))
+    return folder
+
+
+def variant_kind(folder) -> str:
+    """'lora' or 'full' for a saved variant folder; FileNotFoundError if it holds neither."""
+    folder = Path(folder)
+    if (folder / lora.CONFIG).is_file():
+        return "lora"
+    if (folder / VARIANT).is_file():
+        return "full"
+    raise FileNotFoundError(f"{folder}: no world-model variant here (expected {lora.CONFIG} of a LoRA adapter or "
+                            f"{VARIANT} of a full fine-tune); run the finetune_world_model stage first")
+
+
+def load_variant(base_dir, variant_dir=None) -> tuple[DreamGenVideoPipeline, dict]:
+    """The base pipeline with a variant applied; returns (pipe, info with kind, base, variant).
+
+    Raises FileNotFoundError for a missing base or variant, ValueError for a variant trained
+    on another base model or clip spec.
+    """
+    from diffusers import WanTransformer3DModel
+
+    pipe = load_pipeline(base_dir)
+    here = lora.base_fingerprint(pipe.transformer)
+    info = dict(kind="base", base_dir=str(base_dir), base=here, variant_dir=None)
+    if variant_dir is None:
+        return pipe, info
+    kind = variant_kind(variant_dir)
+    if kind == "lora":
+        cfg = lora.load_adapter(pipe, variant_dir)
+        return pipe, info | dict(kind="lora", variant_dir=str(variant_dir), rank=cfg["rank"], meta=cfg.get("meta", {}))
+    cfg = json.loads((Path(variant_dir) / VARIANT).read_text())
+    if cfg["base"] != here:
+        raise ValueError(f"{variant_dir}: fine-tuned from base model {cfg['base']}, but {base_dir} is {here}; "
+                         "load the base it was fine-tuned from")
+    if cfg["clip_spec"] != pipe.clip_spec.to_dict():
+        raise ValueError(f"{variant_dir}: clip spec {cfg['clip_spec']} differs from the base's {pipe.clip_spec}")
+    tr = WanTransformer3DModel.from_pretrained(Path(variant_dir) / "transformer")
+    plain = lambda c: {k: v for k, v in c.items() if not k.startswith("_")}  # noqa: E731 (load-time extras differ)
+    if plain(tr.config) != plain(pipe.transformer.config):
+        raise ValueError(f"{variant_dir}: its transformer config differs from the base's")
+    pipe.transformer = tr.eval().requires_grad_(False)
+    return pipe, info | dict(kind="full", variant_dir=str(variant_dir), meta=cfg.get("meta", {}))
+
+
+def finetune(base_dir, kind: str, bank, train_cfg, ckpt_root, batch_size: int, p_drop_text: float,
+             rank: int = 16, alpha: float | None = None, targets=lora.TARGETS, extra: dict | None = None,
+             desc: str = "finetune"):
+    """Fine-tune the base at `base_dir` on robot clips `bank`: kind 'lora' (peft adapter on `targets`,
+    base frozen) or 'full' (every denoiser weight). Returns (pipe, TrainResult, base fingerprint, trainable parameters).
+
+    Checkpoints go to ckpt_root/<hash of model, kind, rank, data, training settings>, so an
+    interrupted run of the same configuration resumes and another one starts fresh.
+    """
+    from dreamgen.world_model.fit import checkpoint_dir, fit
+
+    if kind not in ("lora", "full"):
+        raise ValueError(f"kind must be 'lora' or 'full', got {kind!r}")
+    pipe = load_pipeline(base_dir)
+    base_print = lora.base_fingerprint(pipe.transformer)
+    n_train = lora.add_lora(pipe, rank, alpha, targets) if kind == "lora" else None
+    settings = dict(kind=kind, rank=rank if kind == "lora" else None, alpha=alpha, targets=list(targets),
+                    base=base_print, train={k: v for k, v in vars(train_cfg).items()}, batch_size=batch_size,
+                    p_drop_text=p_drop_text, **(extra or {}))
+    ckpt = checkpoint_dir(ckpt_root, pipe, settings)
+    result, _ = fit(pipe, bank, train_cfg, ckpt, batch_size=batch_size, p_drop_text=p_drop_text,
+                    shift=pipe.scheduler.config.shift, desc=desc, train_all=kind == "full")
+    n_train = n_train if n_train is not None else sum(p.numel() for p in pipe.transformer.parameters())
+    return pipe, result, base_print, n_train
