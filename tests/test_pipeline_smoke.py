@@ -122,7 +122,7 @@ def test_idm_checkpoint_metrics_and_replay(repo):
     from dreamgen.actions import idm
 
     cfg = idm.load_idm_config(repo / "data/models/idm")
-    assert cfg.frame_stride == 4 and cfg.embodiment == "robot" and cfg.image_size == 32
+    assert cfg.frame_stride == 4 and cfg.embodiment == "robot" and cfg.image_size == 16  # the world model's size
     assert cfg.action_names == ("vx", "vy", "wz", "grip") and cfg.extra["holdout_every"] == 10
     m = json.loads((repo / "reports/metrics/train_idm.json").read_text())
     assert m["train"]["steps"] == 30 and m["heldout_episodes"] >= 1
@@ -153,3 +153,44 @@ def test_labelled_heldout_datasets(repo):
     assert data.Dataset(strided).fps == 2.5 and data.Dataset(strided).episode(0).actions.shape[1] == 16
     m = json.loads((repo / "reports/metrics/label.json").read_text())
     assert m["frames_per_s"] > 0 and set(m["gap"]) == {"heldout_full", "heldout_strided"}
+
+
+def test_finetuned_variants_load_and_report_quality(repo):
+    from dreamgen.world_model import variants
+
+    m = json.loads((repo / "reports/metrics/finetune_world_model.json").read_text())
+    assert set(m["quality"]) == {"cotrain/base", "cotrain/lora", "pickplace_env0/base", "pickplace_env0/lora",
+                                 "pickplace_env0/full"}
+    for q in m["quality"].values():
+        assert 0 <= q["mae_dream"] <= 255 and 0 <= q["look"] <= 1 and q["fid_idm"] >= 0 and q["clips"] >= 1
+    assert m["train"]["cotrain/lora"]["steps"] == 6
+    assert m["train"]["cotrain/lora"]["trainable_params"] < m["train"]["pickplace_env0/full"]["trainable_params"]
+    root = repo / "data/models/world_model"
+    pipe, info = variants.load_variant(root / "base", root / "finetuned/pickplace_env0/lora")
+    assert info["kind"] == "lora" and info["meta"]["trained_pairs"] == [["pick_place", 0]]
+    pipe, info = variants.load_variant(root / "base", root / "finetuned/pickplace_env0/full")
+    assert info["kind"] == "full"
+
+
+def test_dreams_and_their_neural_trajectories(repo):
+    spec = json.loads((repo / "data/world/spec.json").read_text())
+    n_b, n_e = len(spec["behaviours"]), spec["n_environments"]
+    want = dict(cotrain=n_b + n_b * (n_e - 1), pickplace_env0=1 + (n_b - 1) + (n_e - 1))  # smoke: 1 per cell
+    for exp, n in want.items():
+        root = repo / "data/dreams" / exp
+        assert data.validate_dataset(root) == []
+        ds = data.Dataset(root)
+        assert ds.num_episodes == n and ds.fps == 2.5 and ds.info["robot_type"] == "robot"
+        ep = ds.episode(0)
+        assert ep.frames.shape == (8, 16, 16, 3) and ep.actions is None
+        for key in ("world_model", "adapter", "prompt", "seed", "guidance_scale", "split", "sim_seed"):
+            assert key in ep.meta, key
+        neural = data.Dataset(repo / "data/neural" / f"dream_{exp}")
+        assert data.validate_dataset(neural.root) == [] and neural.num_episodes == n
+        assert all(t.startswith("<DREAM> ") for t in neural.tasks)
+        nep = neural.episode(0)
+        assert nep.actions.shape == (8, 16) and nep.states.shape == (8, 4)
+        assert nep.meta["adapter"].endswith(f"{exp}/lora") and nep.meta["seed"] == ep.meta["seed"]
+    m = json.loads((repo / "reports/metrics/dream.json").read_text())
+    assert m["experiments"]["pickplace_env0"]["by_split"] == {"seen": 1, "new_behaviour": n_b - 1,
+                                                              "unseen_environment": n_e - 1}

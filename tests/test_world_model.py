@@ -219,3 +219,101 @@ def test_model_card_ignores_diffusers_bookkeeping_order(text):
     listed = list(pipe.transformer.config.get("_use_default_values", [])) + ["a", "b"]
     pipe.transformer.register_to_config(_use_default_values=listed[::-1])
     assert model_card(pipe) == card and not any(k.startswith("_") for k in card["transformer"])
+
+
+def test_fingerprint_does_not_depend_on_the_thread_count(text):
+    """A float sum's last bits change with threads; the adapter check must not (it once did)."""
+    from dreamgen.world_model import lora
+
+    pipe = new_pipe(text)
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        one = lora.base_fingerprint(pipe.transformer)
+        torch.set_num_threads(2)
+        assert lora.base_fingerprint(pipe.transformer) == one
+    finally:
+        torch.set_num_threads(threads)
+    with torch.no_grad():
+        next(pipe.transformer.parameters()).view(-1)[0] += 1e-6
+    assert lora.base_fingerprint(pipe.transformer) != one
+
+
+def test_variants_full_and_lora_load_onto_their_base_only(text, bank, tmp_path):
+    from dreamgen.world_model import lora, variants
+
+    base = new_pipe(text)
+    base.save_pretrained(tmp_path / "base")
+    cfg = TrainConfig(steps=3, lr=1e-2, seed=0, ckpt_every=10, log_every=1)
+    image = bank.clip(0)[0]
+    gen = lambda: torch.Generator().manual_seed(0)  # noqa: E731
+    made = {}
+    for kind in ("lora", "full"):
+        pipe, res, fp, n = variants.finetune(tmp_path / "base", kind, bank, cfg, tmp_path / "ckpt", batch_size=2,
+                                             p_drop_text=0.0, rank=2)
+        assert res.steps_done == 3 and fp == lora.base_fingerprint(load_pipeline(tmp_path / "base").transformer)
+        made[kind] = pipe(image, "move right", num_inference_steps=2, generator=gen()).frames
+        save = lora.save_adapter if kind == "lora" else variants.save_full
+        save(pipe, tmp_path / kind, fp, meta=dict(trained_pairs=[["pick_place", 0]]))
+        assert variants.variant_kind(tmp_path / kind) == kind
+    plain = load_pipeline(tmp_path / "base")(image, "move right", num_inference_steps=2, generator=gen()).frames
+    for kind in ("lora", "full"):
+        pipe, info = variants.load_variant(tmp_path / "base", tmp_path / kind)
+        assert info["kind"] == kind and info["meta"]["trained_pairs"] == [["pick_place", 0]]
+        got = pipe(image, "move right", num_inference_steps=2, generator=gen()).frames
+        assert (got == made[kind]).all() and not (got == plain).all()
+    other = new_pipe(text, seed=5)
+    other.save_pretrained(tmp_path / "other")
+    for kind in ("lora", "full"):
+        with pytest.raises(ValueError, match="base model"):
+            variants.load_variant(tmp_path / "other", tmp_path / kind)
+    with pytest.raises(FileNotFoundError, match="no world-model variant"):
+        variants.load_variant(tmp_path / "base", tmp_path / "nothing")
+    with pytest.raises(ValueError, match="kind must be"):
+        variants.finetune(tmp_path / "base", "half", bank, cfg, tmp_path / "ckpt", 2, 0.0)
+
+
+def test_dream_cells_follow_what_the_variant_was_trained_on():
+    from dreamgen.world_model.dreams import plan_cells
+
+    behaviours = ["pick_place", "push", "stack"]
+    cells = plan_cells({("pick_place", 0)}, behaviours, [0, 1, 2], n_seen=5, n_new_behaviour=2,
+                       n_unseen_environment=1)
+    got = {(c.behaviour, c.environment, c.split, c.count) for c in cells}
+    assert got == {("pick_place", 0, "seen", 5), ("push", 0, "new_behaviour", 2), ("stack", 0, "new_behaviour", 2),
+                   ("pick_place", 1, "unseen_environment", 1), ("pick_place", 2, "unseen_environment", 1)}
+    all_pairs = {(b, 0) for b in behaviours}
+    assert {c.split for c in plan_cells(all_pairs, behaviours, [0, 1], 1, 1, 0)} == {"seen"}
+    with pytest.raises(ValueError, match="no"):
+        plan_cells(set(), behaviours, [0], 1, 1, 1)
+
+
+def test_reference_episodes_share_the_dreams_first_frame_and_instruction():
+    from dreamgen.collect import WorldConfig
+    from dreamgen.world_model.dreams import DreamCell, reference_episodes, strided_clip
+
+    cells = [DreamCell("pick_place", 0, "seen", 2), DreamCell("push", 1, "new_behaviour", 1)]
+    world = WorldConfig(32, 1, 40)
+    eps = reference_episodes(cells, "robot", 123, world, noise=1.0, paraphrase_every=2)
+    again = reference_episodes(cells, "robot", 123, world, noise=1.0, paraphrase_every=2)
+    assert [e.meta["split"] for e in eps] == ["seen", "seen", "new_behaviour"]
+    assert [e.meta["paraphrase"] for e in eps] == [False, True, False]
+    assert all((a.frames[0] == b.frames[0]).all() and a.task == b.task for a, b in zip(eps, again))
+    clip = strided_clip(eps[0], num_frames=30, stride=4, size=16)
+    assert clip.shape == (30, 16, 16, 3) and (clip[-1] == clip[-2]).all()  # past the end: the last frame held
+
+
+def test_quality_measures_rank_real_above_corrupted():
+    from dreamgen.world_model.evaluate import frechet_distance, look_consistency, quality_report
+
+    real = np.stack([square_episode(d)[::2] for d in ("right", "down", "right", "down")])
+    assert np.allclose(look_consistency(real, real), 1.0)
+    rng = np.random.default_rng(0)
+    speckled = real.copy()
+    speckled[:, 1:][rng.random(speckled[:, 1:].shape[:-1]) < 0.2] = [255, 0, 255]
+    assert look_consistency(speckled, real).max() < 0.95
+    a = rng.normal(size=(200, 4))
+    assert frechet_distance(a, a) < 1e-6 and frechet_distance(a, a + 3) > 30
+    enc = lambda x: x.flatten(1)[:, ::97]  # noqa: E731  (any two-frame encoder will do)
+    rep = quality_report(real, real, encoder=enc)
+    assert rep["mae_dream"] == 0 and rep["look"] == 1.0 and rep["fid_idm"] < 1e-3 and rep["clips"] == 4

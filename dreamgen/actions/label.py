@@ -213,3 +213,37 @@ def neural_episode(frames: np.ndarray, task: str, labels: Labels, tag: str, prov
 def chunk_action_names(names, k: int) -> list[str]:
     """Names of a flattened (k, A) chunk: vx@0, vy@0, ..., grip@k-1."""
     return [f"{n}@{j}" for j in range(k) for n in names]
+
+
+def replay_dreams(root, world_cfg) -> list[dict]:
+    """Execute each dreamed episode's labelled actions from the reset its first frame came from.
+
+    root: a neural-trajectory dataset of dreams (strided labels: row i = the chunk of k actions
+    from frame i to i+1). For each episode: did the labels solve the task, and did the expert's
+    own first (T-1)*k actions from the same reset (the ceiling: a clip spans only that many
+    steps)? Returns one row per episode: split, behaviour, environment, success, expert_in_span.
+    """
+    from dreamgen.world import TabletopEnv, run_expert_episode
+
+    ds = data.Dataset(root)
+    k = ds.info.get("dreamgen", {}).get("action_chunk")
+    if not k or ds.info["dreamgen"].get("label_mode") != "strided":
+        raise LabelError(f"{root}: replay_dreams needs strided labels of dreamed videos (action_chunk k)")
+    env = TabletopEnv(image_size=world_cfg.image_size, supersample=world_cfg.supersample,
+                      max_steps=world_cfg.max_steps, render_obs=False)
+    rows = []
+    for i in range(ds.num_episodes):
+        ep = ds.episode(i)
+        src = ep.meta.get("source_meta", {})
+        if "sim_seed" not in src:
+            raise LabelError(f"{root} episode {i}: no sim_seed in its source meta; only dreams from simulator "
+                             "resets can be replayed")
+        meta = dict(seed=src["sim_seed"], embodiment=src["embodiment"], behaviour=src["behaviour"],
+                    environment=src["environment"])
+        actions = ep.actions[:-1].reshape(-1, ep.actions.shape[1] // k)
+        expert = run_expert_episode(env, meta["seed"], meta["embodiment"], meta["behaviour"],
+                                    meta["environment"], render=False)
+        rows.append(dict(split=src.get("split"), behaviour=meta["behaviour"], environment=meta["environment"],
+                         success=replay(meta, actions, world_cfg)["success"],
+                         expert_in_span=replay(meta, expert.actions[:len(actions)], world_cfg)["success"]))
+    return rows
