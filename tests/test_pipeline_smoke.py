@@ -182,14 +182,14 @@ def test_dreams_and_their_neural_trajectories(repo):
         ds = data.Dataset(root)
         assert ds.num_episodes == n and ds.fps == 2.5 and ds.info["robot_type"] == "robot"
         ep = ds.episode(0)
-        assert ep.frames.shape == (8, 16, 16, 3) and ep.actions is None
+        assert ep.frames.shape == (15, 16, 16, 3) and ep.actions is None  # two chained 8-frame clips
         for key in ("world_model", "adapter", "prompt", "seed", "guidance_scale", "split", "sim_seed"):
             assert key in ep.meta, key
         neural = data.Dataset(repo / "data/neural" / f"dream_{exp}")
         assert data.validate_dataset(neural.root) == [] and neural.num_episodes == n
         assert all(t.startswith("<DREAM> ") for t in neural.tasks)
         nep = neural.episode(0)
-        assert nep.actions.shape == (8, 16) and nep.states.shape == (8, 4)
+        assert nep.actions.shape == (15, 16) and nep.states.shape == (15, 4)
         assert nep.meta["adapter"].endswith(f"{exp}/lora") and nep.meta["seed"] == ep.meta["seed"]
     m = json.loads((repo / "reports/metrics/dream.json").read_text())
     assert m["experiments"]["pickplace_env0"]["by_split"] == {"seen": 1, "new_behaviour": n_b - 1,

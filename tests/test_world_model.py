@@ -317,3 +317,22 @@ def test_quality_measures_rank_real_above_corrupted():
     enc = lambda x: x.flatten(1)[:, ::97]  # noqa: E731  (any two-frame encoder will do)
     rep = quality_report(real, real, encoder=enc)
     assert rep["mae_dream"] == 0 and rep["look"] == 1.0 and rep["fid_idm"] < 1e-3 and rep["clips"] == 4
+
+
+def test_chained_dreams_start_where_the_last_segment_ended(text, bank):
+    from dreamgen.episode import Episode
+    from dreamgen.world_model.dreams import dream_episodes
+
+    pipe = new_pipe(text)
+    refs = [Episode(frames=square_episode(d, length=20), task=f"move {d}",
+                    meta=dict(embodiment="robot", behaviour="b", environment=0, split="seen", sim_seed=i, success=True))
+            for i, d in enumerate(("right", "down"))]
+    eps, real = dream_episodes(pipe, refs, dict(adapter="x"), guidance_scale=1.0, steps=2, seed=10, segments=3)
+    length = 1 + 3 * (SPEC.num_frames - 1)
+    assert real.shape == (2, length, 16, 16, 3) and all(e.frames.shape == real.shape[1:] for e in eps)
+    assert all((e.frames[0] == r[0]).all() for e, r in zip(eps, real))
+    one, _ = dream_episodes(pipe, refs, dict(adapter="x"), guidance_scale=1.0, steps=2, seed=10, segments=1)
+    assert (one[0].frames == eps[0].frames[:SPEC.num_frames]).all()  # same seed: the same first segment
+    assert eps[1].meta["seed"] == 13 and eps[0].meta["segments"] == 3 and eps[0].meta["adapter"] == "x"
+    with pytest.raises(ValueError, match="segments"):
+        dream_episodes(pipe, refs, {}, 1.0, 2, 0, segments=0)

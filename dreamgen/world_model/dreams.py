@@ -75,22 +75,35 @@ def strided_clip(ep: Episode, num_frames: int, stride: int, size: int) -> np.nda
 
 
 def dream_episodes(pipe, refs: list[Episode], provenance: dict, guidance_scale: float, steps: int,
-                   seed: int, batch: int = 16) -> tuple[list[Episode], np.ndarray]:
+                   seed: int, batch: int = 16, segments: int = 1) -> tuple[list[Episode], np.ndarray]:
     """Dream one clip per reference episode from its first frame and instruction.
 
-    Returns (dreamed Episodes with frames (T, S, S, 3) and provenance in meta, real clips
-    (N, T, S, S, 3) at the same spacing). The dream of reference i uses seed `seed + i`.
+    segments > 1 extends each dream autoregressively: the last frame of one segment is the
+    first of the next (same instruction, next seed), so a dream of s segments has
+    1 + s * (T - 1) frames and spans s times as many control steps as one clip.
+    Returns (dreamed Episodes with frames (L, S, S, 3) and provenance in meta, real clips
+    (N, L, S, S, 3) at the same spacing). Segment j of reference i uses seed `seed + segments * i + j`.
     """
+    if segments < 1:
+        raise ValueError(f"segments must be >= 1, got {segments}")
     spec = pipe.clip_spec
-    real = np.stack([strided_clip(e, spec.num_frames, spec.frame_stride, spec.image_size) for e in refs])
-    seeds = [seed + i for i in range(len(refs))]
-    clips = dream(pipe, real[:, 0], [e.task for e in refs], seeds, guidance_scale, steps, batch=batch)
+    length = 1 + segments * (spec.num_frames - 1)
+    real = np.stack([strided_clip(e, length, spec.frame_stride, spec.image_size) for e in refs])
+    tasks = [e.task for e in refs]
+    parts, first = [real[:, :1]], real[:, 0]
+    for j in range(segments):
+        seeds = [seed + segments * i + j for i in range(len(refs))]
+        clip = dream(pipe, first, tasks, seeds, guidance_scale, steps, batch=batch)
+        parts.append(clip[:, 1:])
+        first = clip[:, -1]
+    clips = np.concatenate(parts, axis=1)
     out = []
-    for ep, clip, s in zip(refs, clips, seeds):
+    for i, (ep, clip) in enumerate(zip(refs, clips)):
         meta = dict(embodiment=ep.meta["embodiment"], behaviour=ep.meta["behaviour"],
                     environment=ep.meta["environment"], split=ep.meta["split"], sim_seed=ep.meta["sim_seed"],
                     paraphrase=ep.meta.get("paraphrase", False), expert_success=ep.meta["success"],
-                    prompt=ep.task, seed=s, guidance_scale=guidance_scale, inference_steps=steps, **provenance)
+                    prompt=ep.task, seed=seed + segments * i, segments=segments, guidance_scale=guidance_scale,
+                    inference_steps=steps, **provenance)
         out.append(Episode(frames=clip, task=ep.task, meta=meta))
     return out, real
 
