@@ -1,6 +1,6 @@
 """Run one pipeline stage: validate its parameters, execute its notebook, export the result.
 
-    python -m dreamgen.run STAGE [--params params.yaml]
+    python -m dreamgen.run STAGE [--params params.yaml] [--arm NAME]
 
 Executes `notebooks/NN_STAGE.ipynb` with papermill, injecting the stage's `params.yaml`
 section, and writes `reports/notebooks/NN_STAGE.ipynb` plus an HTML export. Exit codes:
@@ -46,9 +46,16 @@ def _failed_cell(executed: Path) -> str:
     return "no error output found"
 
 
-def run_stage(stage: str, params_file: Path, root: Path, kernel: str = KERNEL) -> int:
+def run_stage(stage: str, params_file: Path, root: Path, kernel: str = KERNEL, arm: str | None = None) -> int:
+    """arm: for a stage with an `arms` list (a DVC foreach), run that one arm: its `arm` key is set
+    to it and the executed notebook goes to reports/notebooks/NN_STAGE/ARM.ipynb."""
     try:
         section = stage_section(load_params(params_file), stage, params_file)
+        if arm is not None:
+            if arm not in section.get("arms", []):
+                raise ParamError(f"{stage}: arm {arm!r} is not in {stage}.arms {section.get('arms')}. "
+                                 f"Fix: add it to {stage}.arms or pick one of them")
+            section = dict(section, arm=arm)
         validate(stage, section)
         notebook = paths.notebook_for(stage, root)
     except (ParamError, FileNotFoundError) as err:
@@ -58,7 +65,7 @@ def run_stage(stage: str, params_file: Path, root: Path, kernel: str = KERNEL) -
     import papermill as pm
     from papermill.exceptions import PapermillExecutionError
 
-    executed = root / paths.EXECUTED / notebook.name
+    executed = root / paths.EXECUTED / (notebook.name if arm is None else f"{notebook.stem}/{arm}.ipynb")
     executed.parent.mkdir(parents=True, exist_ok=True)
     print(f"[{stage}] executing {notebook.relative_to(root)} -> {executed.relative_to(root)}", flush=True)
     start = time.time()
@@ -84,9 +91,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("stage")
     ap.add_argument("--params", default=str(paths.PARAMS))
     ap.add_argument("--kernel", default=KERNEL, help="Jupyter kernel (registered by `make setup`)")
+    ap.add_argument("--arm", default=None, help="one arm of a stage with an `arms` list (DVC foreach item)")
     args = ap.parse_args(argv)
     root = paths.repo_root()
-    return run_stage(args.stage, root / args.params, root, args.kernel)
+    return run_stage(args.stage, root / args.params, root, args.kernel, args.arm)
 
 
 if __name__ == "__main__":

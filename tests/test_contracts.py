@@ -36,7 +36,8 @@ def literal_assignments(source):
 def stages(root):
     params = load_params(root / "params.yaml")
     text = TEMPLATE.sub(lambda m: str(params[m[1]][m[2]]), (root / "dvc.yaml").read_text())
-    return yaml.safe_load(text)["stages"]
+    # a foreach stage (one run per experiment arm) is checked through its `do` template
+    return {name: spec.get("do", spec) for name, spec in yaml.safe_load(text)["stages"].items()}
 
 
 def paths_of(entries):
@@ -76,10 +77,13 @@ def test_stage_declares_deps_params_and_outs(root):
     params = load_params(root / "params.yaml")
     for stage, spec in stages(root).items():
         nb = next(n for n in notebooks(root) if n.stem[3:] == stage)
-        assert spec["cmd"] == f"python -m dreamgen.run {stage}"
+        per_arm = "${item}" in spec["cmd"]  # foreach: the runner runs one arm, its notebook under NN_stage/
+        assert spec["cmd"] == f"python -m dreamgen.run {stage}" + (" --arm ${item}" if per_arm else "")
         deps, outs = paths_of(spec.get("deps")), paths_of(spec.get("outs")) + paths_of(spec.get("metrics"))
-        assert f"notebooks/{nb.name}" in deps and stage in spec["params"]
-        assert {f"reports/notebooks/{nb.name}", f"reports/notebooks/{nb.stem}.html"} <= set(outs)
+        params_ok = stage in spec["params"] or per_arm and all(p.startswith(f"{stage}.") for p in spec["params"])
+        assert f"notebooks/{nb.name}" in deps and params_ok
+        executed = f"reports/notebooks/{nb.stem}" + ("/${item}" if per_arm else "")
+        assert {f"{executed}.ipynb", f"{executed}.html"} <= set(outs)
         for key, value in params[stage].items():
             if key.endswith(("_path", "_dir")):
                 declared = value in deps + outs or any(p.startswith(value + "/") for p in outs)
@@ -88,7 +92,7 @@ def test_stage_declares_deps_params_and_outs(root):
         source = "".join("".join(c["source"]) for c in json.loads(nb.read_text())["cells"])
         used = set(re.findall(r"from dreamgen\.(\w+)", source))
         for group in re.findall(r"from dreamgen import ([\w, ]+)", source):
-            used |= {m.strip() for m in group.split(",")}
+            used |= {m.split(" as ")[0].strip() for m in group.split(",")}
         for module in used - {"params"}:  # validation only; see below
             assert f"dreamgen/{module}.py" in deps or f"dreamgen/{module}" in deps, f"{stage}: dreamgen.{module} not a dep"
         # The runner shapes every executed notebook, so it is a dep. dreamgen/params.py is not:

@@ -175,7 +175,12 @@ def test_finetuned_variants_load_and_report_quality(repo):
 def test_dreams_and_their_neural_trajectories(repo):
     spec = json.loads((repo / "data/world/spec.json").read_text())
     n_b, n_e = len(spec["behaviours"]), spec["n_environments"]
-    want = dict(cotrain=n_b + n_b * (n_e - 1), pickplace_env0=1 + (n_b - 1) + (n_e - 1))  # smoke: 1 per cell
+    want = {}
+    for exp in ("cotrain", "pickplace_env0"):  # smoke: one dream per cell; cells follow the trained pairs
+        pairs = json.loads((repo / f"data/models/world_model/finetuned/{exp}/lora/adapter_config.json").read_text())
+        seen_b = {b for b, _ in pairs["meta"]["trained_pairs"]}
+        want[exp] = len(pairs["meta"]["trained_pairs"]) + (n_b - len(seen_b)) + len(seen_b) * (n_e - 1)
+    assert want["pickplace_env0"] == 1 + (n_b - 1) + (n_e - 1)
     for exp, n in want.items():
         root = repo / "data/dreams" / exp
         assert data.validate_dataset(root) == []
@@ -194,3 +199,21 @@ def test_dreams_and_their_neural_trajectories(repo):
     m = json.loads((repo / "reports/metrics/dream.json").read_text())
     assert m["experiments"]["pickplace_env0"]["by_split"] == {"seen": 1, "new_behaviour": n_b - 1,
                                                               "unseen_environment": n_e - 1}
+
+
+def test_policies_per_arm_and_their_evaluation(repo):
+    import yaml
+
+    arms = yaml.safe_load((repo / "params.yaml").read_text())["train_policy"]["arms"]
+    assert len(arms) >= 3
+    for arm in arms:
+        m = json.loads((repo / f"reports/metrics/train_policy/{arm}.json").read_text())
+        assert m["arm"] == arm and m["train"]["steps"] == 10 and m["parameters"] > 0
+        assert (m["real_windows"] > 0) == (m["real_per_behaviour"] > 0)
+        assert m["neural_windows"] > 0  # every smoke arm reads the labelled dreams
+        assert (repo / f"reports/notebooks/10_train_policy/{arm}.html").is_file()
+    ev = json.loads((repo / "reports/metrics/evaluate.json").read_text())
+    assert ev["expert"]["success"] >= 0.5 and ev["expert"]["episodes"] == 2  # 2 behaviours x 1 episode
+    assert set(ev["arms"]) == {a.replace("-s0", "", 1) for a in arms}  # seeds pooled per configuration
+    for row in ev["arms"].values():
+        assert 0 <= row["success"] <= 1 and row["ci"][0] <= row["success"] <= row["ci"][1]

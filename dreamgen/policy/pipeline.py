@@ -1,0 +1,109 @@
+"""The steps the train_policy stage calls: build an arm's data, check it, train, save."""
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from dreamgen import data
+from dreamgen.policy import windows as W
+from dreamgen.policy.config import PolicyConfig, PolicyError, build, save_policy
+from dreamgen.training import TrainConfig, train
+
+
+@dataclass
+class ArmData:
+    """An arm's training windows and where they came from."""
+
+    real: W.Windows
+    neural: W.Windows | None
+    real_text: np.ndarray          # (n_texts, D) embeddings of real.texts
+    neural_text: np.ndarray | None
+    ratio: float                   # effective neural share of an action-training batch
+    real_episodes: list[int]
+    neural_episodes: list[int]
+    latent: bool = False           # latent-action path: neural windows (with codes) only pretrain
+
+
+def prepare_arm(arm: W.Arm, cfg: PolicyConfig, real_path: str, neural_path: str, ratio: float,
+                mask_neural_state: bool) -> ArmData:
+    """Select, check and window the arm's real and neural episodes. Raises PolicyError (before any
+    training) on a layout that does not fit `cfg`, too few episodes or a bad ratio."""
+    eff = arm.ratio(ratio)
+    real_idx, neural_idx, real, neural, rt, nt = [], [], None, None, None, None
+    ds = data.Dataset(real_path)
+    layout = W.dataset_layout(ds)
+    W.check_layout(layout, cfg.action_names, cfg.state_names, cfg.embodiment, cfg.chunk, real_path)
+    if layout.action_chunk != 1:
+        raise PolicyError(f"{real_path}: real data must be at control rate (action_chunk 1), got {layout.action_chunk}")
+    if arm.real_per_behaviour:
+        real_idx = W.spread_select([W.behaviour_of(m) for m in ds.episodes_meta], per_behaviour=arm.real_per_behaviour,
+                                   where=real_path)
+    real = W.load_windows(real_path, real_idx, cfg.chunk, cfg.image_size, layout)
+    if arm.neural:
+        nds = data.Dataset(neural_path)
+        nlayout = W.dataset_layout(nds)
+        W.check_layout(nlayout, cfg.action_names, cfg.state_names, cfg.embodiment, cfg.chunk, neural_path)
+        neural_idx = W.spread_select([W.behaviour_of(m) for m in nds.episodes_meta], total=arm.neural, where=neural_path)
+        neural = W.load_windows(neural_path, neural_idx, cfg.chunk, cfg.image_size, nlayout, mask_neural_state,
+                                with_codes=arm.latent)
+        nt = W.embed_texts(neural.texts)
+    rt = W.embed_texts(real.texts)
+    return ArmData(real, neural, rt, nt, eff, real_idx, neural_idx, arm.latent)
+
+
+def policy_config(arm: W.Arm, real_path: str, neural_path: str | None = None, **sizes) -> PolicyConfig:
+    """The arm's policy config; action/state names and embodiment from the real dataset; on the
+    latent path, the latent head's size from the neural dataset's latent action model."""
+    ds = data.Dataset(real_path)
+    layout = W.dataset_layout(ds)
+    latent = {}
+    if arm.latent:
+        nds = data.Dataset(neural_path)
+        info = (nds.info.get("dreamgen") or {}).get("latent_actions")
+        if not info:
+            raise PolicyError(f"{neural_path}: no latent actions recorded (info.json dreamgen.latent_actions); "
+                              f"label with a latent action model to train the -lam arm {arm.name}")
+        k = W.dataset_layout(nds).action_chunk
+        latent = dict(latent_codes=int(info["codebook_size"]), latent_rows=sizes.get("chunk", 16) // k)
+    return PolicyConfig(family=arm.family, embodiment=layout.embodiment, action_names=layout.action_names,
+                        state_names=layout.state_names, control_fps=int(ds.fps), **sizes, **latent)
+
+
+def fit_policy(cfg: PolicyConfig, arm_data: ArmData, train_cfg: TrainConfig, batch_size: int, ckpt_dir,
+               latent_steps: int = 0, stop_after: int | None = None):
+    """Train a fresh policy on the arm's mixture; returns (model, TrainResult, pretraining TrainResult or None).
+
+    On the latent path, `latent_steps` steps first teach the policy the neural windows' latent
+    actions (checkpointed in ckpt_dir/latent_pretrain), then every weight is trained on the real
+    actions (ratio 0), as a policy pretrained on latent actions is fine-tuned in the paper.
+    """
+    torch.manual_seed(train_cfg.seed)
+    model = build(cfg)
+    name = cfg.extra.get("arm", cfg.family)
+    pre = None
+    if arm_data.latent:
+        if latent_steps < 1:
+            raise PolicyError(f"{name}: the latent-action path needs latent_steps >= 1")
+        pre_cfg = replace(train_cfg, steps=latent_steps)
+        pre = train(model, W.latent_sampler(arm_data.neural, batch_size, arm_data.neural_text), pre_cfg,
+                    Path(ckpt_dir) / "latent_pretrain", desc=f"latent pretrain {name}")
+    sample = W.mix_sampler(arm_data.real, arm_data.neural, arm_data.ratio, batch_size, arm_data.real_text,
+                           arm_data.neural_text)
+    result = train(model, sample, train_cfg, ckpt_dir, desc=f"train {name}", stop_after=stop_after)
+    return model.eval(), result, pre
+
+
+def with_provenance(cfg: PolicyConfig, arm: W.Arm, arm_data: ArmData, real_path: str, neural_path: str,
+                    mask_neural_state: bool) -> PolicyConfig:
+    return replace(cfg, extra=dict(arm=arm.name, real_dataset=real_path, real_episodes=len(arm_data.real_episodes),
+                                   real_per_behaviour=arm.real_per_behaviour, neural_dataset=neural_path if arm.neural else None,
+                                   neural_trajectories=len(arm_data.neural_episodes), ratio=arm_data.ratio,
+                                   mask_neural_state=mask_neural_state, seed=arm.seed, latent=arm.latent,
+                                   real_windows=len(arm_data.real),
+                                   neural_windows=0 if arm_data.neural is None else len(arm_data.neural)))
+
+
+__all__ = ["ArmData", "prepare_arm", "policy_config", "fit_policy", "with_provenance", "save_policy"]

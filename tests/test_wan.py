@@ -1,0 +1,274 @@
+"""The paper profile's WAN2.1 image-to-video path (dreamgen.world_model.wan) on a tiny, randomly
+initialised WanImageToVideoPipeline built here: no downloads, the tokenizer is the bundled
+all-MiniLM-L6-v2 one. Dimensions follow diffusers' own WAN I2V pipeline tests."""
+from __future__ import annotations
+
+import contextlib
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from dreamgen.world_model import wan
+
+torch.set_num_threads(1)
+
+Z = 4  # VAE latent channels; the transformer takes 2 Z + 4 (noisy, mask, image condition)
+H = W = 32  # VAE /8 -> 4x4 latents, patch 2 -> 2x2 tokens per latent frame
+T = 9  # 1 + 4 n frames -> 3 latent frames
+
+
+def build_tiny_pipe():
+    from diffusers import (AutoencoderKLWan, FlowMatchEulerDiscreteScheduler, WanImageToVideoPipeline,
+                           WanTransformer3DModel)
+    from transformers import (AutoTokenizer, CLIPImageProcessor, CLIPVisionConfig, CLIPVisionModel, UMT5Config,
+                              UMT5EncoderModel)
+
+    from dreamgen.world_model.text import text_model_dir
+
+    tokenizer = AutoTokenizer.from_pretrained(text_model_dir(), local_files_only=True)
+    torch.manual_seed(0)
+    text_encoder = UMT5EncoderModel(UMT5Config(vocab_size=len(tokenizer), d_model=32, d_kv=8, d_ff=32, num_layers=1,
+                                               num_heads=4, relative_attention_num_buckets=8)).eval()
+    # a non-trivial latent normalisation, so that a wrong mean/std would show
+    vae = AutoencoderKLWan(base_dim=3, z_dim=Z, dim_mult=[1, 1, 1, 1], num_res_blocks=1,
+                           temperal_downsample=[False, True, True], latents_mean=[0.1, -0.2, 0.0, 0.3],
+                           latents_std=[1.5, 0.5, 1.0, 2.0]).eval()
+    transformer = WanTransformer3DModel(patch_size=(1, 2, 2), num_attention_heads=2, attention_head_dim=12,
+                                        in_channels=2 * Z + 4, out_channels=Z, text_dim=32, freq_dim=256, ffn_dim=32,
+                                        num_layers=2, cross_attn_norm=True, qk_norm="rms_norm_across_heads",
+                                        rope_max_seq_len=32, image_dim=4).eval()
+    image_encoder = CLIPVisionModel(CLIPVisionConfig(hidden_size=4, projection_dim=4, num_hidden_layers=2,
+                                                     num_attention_heads=2, image_size=8, intermediate_size=16,
+                                                     patch_size=2)).eval()
+    pipe = WanImageToVideoPipeline(tokenizer=tokenizer, text_encoder=text_encoder, vae=vae,
+                                   scheduler=FlowMatchEulerDiscreteScheduler(shift=3.0),
+                                   image_processor=CLIPImageProcessor(crop_size=8, size=8),
+                                   image_encoder=image_encoder, transformer=transformer)
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
+@pytest.fixture(scope="module")
+def base_dir(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("wan") / "base"
+    build_tiny_pipe().save_pretrained(folder)
+    return folder
+
+
+def clips(n=2, seed=0):
+    """Smooth-ish random clips (n, T, H, W, 3) uint8 with a moving bright square."""
+    rng = np.random.default_rng(seed)
+    x = np.full((n, T, H, W, 3), 60, np.uint8) + rng.integers(0, 20, (n, 1, 1, 1, 3), dtype=np.uint8)
+    for i in range(n):
+        for t in range(T):
+            x[i, t, 8:16, 2 + 2 * t:10 + 2 * t] = 220
+    return x
+
+
+def forward(pipe, seed=0):
+    """The transformer's prediction on fixed inputs (1, Z, 3, 4, 4): a cheap probe of its weights."""
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(1, 2 * Z + 4, 3, 4, 4, generator=g)
+    text = torch.randn(1, 8, 32, generator=g)
+    img = torch.randn(1, 17, 4, generator=g)
+    with torch.no_grad():
+        return pipe.transformer(hidden_states=x, timestep=torch.tensor([500.0]), encoder_hidden_states=text,
+                                encoder_hidden_states_image=img, return_dict=False)[0]
+
+
+PROMPTS = ["pick up the red block", "push the blue block left"]
+
+
+@pytest.fixture(scope="module")
+def trained(base_dir, tmp_path_factory):
+    """(pipe with a LoRA adapter after two steps, losses, base state before, adapter folder)."""
+    pipe = wan.load_wan_i2v(base_dir)
+    before = {k: v.clone() for k, v in pipe.transformer.state_dict().items()}
+    n = wan.add_wan_lora(pipe, rank=4)
+    opt = torch.optim.AdamW([p for p in pipe.transformer.parameters() if p.requires_grad], lr=1e-2)
+    g = torch.Generator().manual_seed(0)
+    losses = [wan.wan_lora_step(pipe, clips(), PROMPTS, opt, g, p_drop_text=0.5, max_sequence_length=16)
+              for _ in range(2)]
+    folder = wan.save_wan_lora(pipe, tmp_path_factory.mktemp("wan") / "lora", meta=dict(steps=2))
+    return pipe, n, losses, before, folder
+
+
+def test_load_round_trip(base_dir):
+    from diffusers import WanImageToVideoPipeline
+
+    pipe = wan.load_wan_i2v(base_dir)
+    assert isinstance(pipe, WanImageToVideoPipeline)
+    assert pipe.transformer.config.in_channels == 2 * Z + 4
+    assert pipe.vae.dtype == torch.float32
+    again = wan.load_wan_i2v(str(base_dir))
+    assert wan.wan_fingerprint(pipe.transformer) == wan.wan_fingerprint(again.transformer)
+    torch.testing.assert_close(forward(pipe), forward(again), rtol=0, atol=0)
+
+
+def test_missing_model_says_what_and_where(tmp_path):
+    with pytest.raises(FileNotFoundError, match="nowhere.*no such folder.*huggingface-cli download"):
+        wan.load_wan_i2v(tmp_path / "nowhere")
+    with pytest.raises(FileNotFoundError, match="no model_index.json"):
+        wan.load_wan_i2v(tmp_path)
+    # a Hub id that is not in the local cache: refused without touching the network
+    with pytest.raises(FileNotFoundError, match="no-such-org/no-such-model.*local Hugging Face cache"):
+        wan.load_wan_i2v("no-such-org/no-such-model")
+    (tmp_path / "model_index.json").write_text(json.dumps({"_class_name": "DreamGenVideoPipeline"}))
+    with pytest.raises(ValueError, match="DreamGenVideoPipeline, not a WanImageToVideoPipeline"):
+        wan.load_wan_i2v(tmp_path)
+
+
+def test_conditioning_matches_the_pipeline(base_dir):
+    pipe = wan.load_wan_i2v(base_dir)
+    frames = clips()
+    cond = wan.wan_condition(pipe, frames, PROMPTS, max_sequence_length=16)
+    assert cond["latents"].shape == (2, Z, 3, 4, 4)
+    assert cond["condition"].shape == (2, 4 + Z, 3, 4, 4)
+    mask = cond["condition"][:, :4]
+    assert torch.all(mask[:, :, 0] == 1) and torch.all(mask[:, :, 1:] == 0)  # only the first frame is given
+    assert cond["text"].shape == (2, 16, 32) and cond["image"].shape == (2, 17, 4)
+    # un-normalising the latents the way the pipeline does before decoding gives back the VAE's own latents
+    video = torch.as_tensor(frames).permute(0, 4, 1, 2, 3).float() / 127.5 - 1
+    with torch.no_grad():
+        z = pipe.vae.encode(video).latent_dist.mode()
+    mean = torch.tensor(pipe.vae.config.latents_mean).view(1, Z, 1, 1, 1)
+    std = torch.tensor(pipe.vae.config.latents_std).view(1, Z, 1, 1, 1)
+    torch.testing.assert_close(cond["latents"] * std + mean, z)
+    # each clip's image condition is its own first frame's, not the batch's first
+    one = wan.wan_condition(pipe, frames[1:], PROMPTS[1:], max_sequence_length=16)
+    torch.testing.assert_close(one["condition"][0], cond["condition"][1])
+    torch.testing.assert_close(one["image"][0], cond["image"][1])
+    with pytest.raises(ValueError, match="1 \\+ 4 x n frames"):
+        wan.check_frames(pipe, frames[:, :8])
+    with pytest.raises(ValueError, match="divisible by 16"):
+        wan.check_frames(pipe, frames[:, :, :24, :24])
+
+
+def test_text_embeddings_are_the_pipelines(base_dir, monkeypatch):
+    # without ftfy, diffusers' prompt cleaning fails; encode_text then mirrors it. Compare with
+    # the pipeline's own T5 path, its ftfy step swapped for the same cleaning.
+    import html
+
+    from diffusers.pipelines.wan import pipeline_wan_i2v as src
+
+    pipe = wan.load_wan_i2v(base_dir)
+    monkeypatch.setattr(src, "prompt_clean", lambda t: src.whitespace_clean(html.unescape(html.unescape(t)).strip()))
+    prompts = ["pick up  the red &amp; block ", "a much longer instruction that will be cut at sixteen tokens " * 3]
+    ours = wan.encode_text(pipe, prompts, max_sequence_length=16)
+    theirs = pipe._get_t5_prompt_embeds(prompts, max_sequence_length=16)
+    assert ours.shape == (2, 16, 32)
+    torch.testing.assert_close(ours, theirs)
+    assert ours[0, -1].abs().max() == 0 and ours[1, -1].abs().max() > 0  # zero past the end, as WAN pads
+
+
+def test_objective_is_the_one_the_scheduler_integrates(base_dir):
+    # a transformer that predicted the training target exactly would make the pipeline's own
+    # sampling loop (FlowMatchEuler steps from pure noise) land on the clean latents
+    pipe = wan.load_wan_i2v(base_dir)
+    g = torch.Generator().manual_seed(0)
+    x0, noise = torch.randn(2, Z, 3, 4, 4, generator=g), torch.randn(2, Z, 3, 4, 4, generator=g)
+    sched = pipe.scheduler
+    sched.set_timesteps(5)
+    x = noise.clone()
+    for t in sched.timesteps:
+        sigma = (t / sched.config.num_train_timesteps).expand(2)
+        noisy, target = wan.flow_pair(x0, noise, sigma)
+        torch.testing.assert_close(noisy, x)  # the loop passes through the training path
+        torch.testing.assert_close(noisy, sched.scale_noise(x0, t[None], noise))
+        x = sched.step(target, t, x, return_dict=False)[0]
+    torch.testing.assert_close(x, x0)
+    assert wan.flow_shift(pipe) == 3.0
+
+
+def test_lora_step_trains_only_the_adapter(trained):
+    pipe, n, losses, before, _ = trained
+    assert 0 < n < sum(v.numel() for v in before.values()) // 4
+    assert all(np.isfinite(losses)) and all(loss > 0 for loss in losses)
+    after = {k.replace(".base_layer", ""): v for k, v in pipe.transformer.state_dict().items()}
+    for k, v in before.items():
+        assert torch.equal(after[k], v), f"base weight {k} changed"
+    lora = {k: v for k, v in after.items() if "lora_B" in k}
+    assert lora and any(v.abs().max() > 0 for v in lora.values())  # lora_B starts at zero: it moved
+    assert not any(p.requires_grad for p in pipe.text_encoder.parameters())
+    with pytest.raises(ValueError, match="no trainable LoRA adapter"):
+        fresh = build_tiny_pipe()
+        wan.wan_lora_step(fresh, clips(), PROMPTS, None, torch.Generator(), max_sequence_length=16)
+
+
+def test_lora_step_reduces_loss_on_repeated_batch(base_dir):
+    # the same batch, noise and sigma each step: a correct objective and gradient must lower it
+    pipe = wan.load_wan_i2v(base_dir)
+    wan.add_wan_lora(pipe, rank=8)
+    opt = torch.optim.Adam([p for p in pipe.transformer.parameters() if p.requires_grad], lr=3e-3)
+    losses = [wan.wan_lora_step(pipe, clips(1), PROMPTS[:1], opt, torch.Generator().manual_seed(1),
+                                max_sequence_length=16) for _ in range(12)]
+    assert losses[-1] < 0.9 * losses[0], losses
+
+
+def test_adapter_saves_small_and_reloads_exactly(trained, base_dir):
+    pipe, _, _, _, folder = trained
+    adapter = (folder / "adapter_model.safetensors").stat().st_size
+    base = (base_dir / "transformer" / "diffusion_pytorch_model.safetensors").stat().st_size
+    assert adapter < base / 4
+    cfg = json.loads((folder / "adapter_config.json").read_text())
+    assert cfg["kind"] == wan.KIND and cfg["rank"] == 4 and cfg["meta"] == {"steps": 2}
+
+    fresh = wan.load_wan_i2v(base_dir)
+    plain = forward(fresh)
+    assert wan.load_wan_lora(fresh, folder)["base"] == cfg["base"]
+    tuned = forward(fresh)
+    torch.testing.assert_close(tuned, forward(pipe), rtol=0, atol=1e-6)
+    assert (tuned - plain).abs().max() > 1e-4  # the adapter really changes the model
+    assert not any(p.requires_grad for p in fresh.transformer.parameters())
+
+
+def test_adapter_refuses_another_base(trained, base_dir, tmp_path):
+    _, _, _, _, folder = trained
+    other = wan.load_wan_i2v(base_dir)
+    with torch.no_grad():
+        next(other.transformer.parameters()).view(-1)[0] += 1e-6  # one weight, barely
+    with pytest.raises(ValueError, match="trained on base transformer .* load the base it was fine-tuned from"):
+        wan.load_wan_lora(other, folder)
+    with pytest.raises(FileNotFoundError, match="no WAN LoRA adapter here"):
+        wan.load_wan_lora(other, tmp_path)
+
+
+class FakeAccelerator:
+    """Rank `index` of `n` processes: accelerate's contiguous split, without a process group."""
+
+    def __init__(self, index, n):
+        self.process_index, self.num_processes = index, n
+
+    @contextlib.contextmanager
+    def split_between_processes(self, items):
+        per, extra = divmod(len(items), self.num_processes)
+        start = self.process_index * per + min(self.process_index, extra)
+        yield items[start:start + per + (self.process_index < extra)]
+
+
+def test_generate_shape_seeds_and_sharding(base_dir, monkeypatch):
+    pipe = wan.load_wan_i2v(base_dir)
+    frames = clips(2)
+    images = np.stack([frames[0, 0], frames[1, 0], frames[0, 0]])
+    prompts = [PROMPTS[0], PROMPTS[1], PROMPTS[0]]
+    kw = dict(num_frames=T, height=H, width=W, steps=2, guidance_scale=3.0, max_sequence_length=16)
+    out = wan.wan_generate(pipe, images, prompts, [0, 1, 0], **kw)
+    assert out.shape == (3, T, H, W, 3) and out.dtype == np.uint8
+    np.testing.assert_array_equal(out[0], out[2])  # same image, prompt and seed
+    again = wan.wan_generate(pipe, images[:1], prompts[:1], [5], **kw)
+    assert not np.array_equal(again[0], out[0])  # another seed, another clip
+    np.testing.assert_array_equal(wan.wan_generate(pipe, images[:1], prompts[:1], [5], **kw), again)
+    # two processes: each makes its block, and together they make exactly the one-process result
+    import accelerate.utils
+
+    monkeypatch.setattr(accelerate.utils, "gather_object", lambda results: results)
+    parts = [wan.wan_generate(pipe, images, prompts, [0, 1, 0], accelerator=FakeAccelerator(r, 2), **kw)
+             for r in range(2)]
+    assert [len(p) for p in parts] == [2, 1]
+    np.testing.assert_array_equal(np.concatenate(parts), out)
+    with pytest.raises(ValueError, match="1 \\+ 4 x n frames"):
+        wan.wan_generate(pipe, images, prompts, [0, 1, 0], **(kw | dict(num_frames=8)))
+    with pytest.raises(ValueError, match="2 seeds for 3"):
+        wan.wan_generate(pipe, images, prompts, [0, 1], **kw)
