@@ -32,6 +32,8 @@ test: setup
 
 bench: setup
 	$(PY) benchmarks/bench_foundation.py
+	$(PY) benchmarks/bench_world_model.py
+	$(PY) benchmarks/bench_policy.py
 
 clean-venv:
 	rm -rf $(VENV)

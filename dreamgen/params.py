@@ -70,6 +70,7 @@ class TrainIdmParams:
     dataset_path: str = key("robot teleoperation dataset the IDM learns from (LeRobot v2.1)")
     holdout_every: int = key("every n-th episode is held out for evaluation", lo=2, hi=1000)
     frame_stride: int = key("k: control steps between the IDM's two frames = actions it predicts", lo=1, hi=32)
+    image_size: int = key("frames are area-downsampled to this size: the world model's, so dreams fit", lo=16, hi=512)
     backbone: str = key("vision backbone: a small CNN from scratch or a transformers model", choices=("cnn", "hf"))
     backbone_model: str = key("transformers model id or local folder for backbone hf (empty for cnn)")
     width: int = key("feature and head width", lo=8, hi=4096)
@@ -93,6 +94,7 @@ class TrainLamParams:
     max_web_episodes: int = key("web clips used (0: all); memory and loading time", lo=0)
     holdout_every: int = key("every n-th episode is held out for evaluation", lo=2, hi=1000)
     frame_stride: int = key("control steps between the two frames; the same as the IDM's", lo=1, hi=32)
+    image_size: int = key("frames are area-downsampled to this size; the same as the IDM's", lo=8, hi=512)
     codebook_size: int = key("number of latent actions (the paper used 8)", lo=2, hi=1024)
     code_dim: int = key("size of a code vector", lo=1, hi=1024)
     width: int = key("channels of encoder and decoder", lo=8, hi=1024)
@@ -154,9 +156,145 @@ class PretrainWorldModelParams:
     figures_dir: str = key("folder of this stage's figures")
 
 
+@dataclass(frozen=True)
+class FinetuneWorldModelParams:
+    seed: int = key("seed of adapters' initialisation, batches, noise and evaluation dreams", lo=0)
+    base_dir: str = key("the base world model (pretrain_world_model's model_dir)")
+    dataset_paths: list[str] = key("robot teleoperation datasets, one fine-tune each; experiment = name minus 'robot_'")
+    holdout_every: int = key("every n-th robot episode is held out to measure dream quality", lo=2, hi=1000)
+    lora_rank: int = key("LoRA rank r of every adapted projection", lo=1, hi=1024)
+    lora_alpha: float = key("LoRA alpha: the update is scaled by alpha / r", lo=0.0)
+    lora_targets: list[str] = key("module names (suffixes) of the denoiser that get adapters")
+    lora_steps: int = key("optimizer steps of each LoRA fine-tune", lo=1)
+    lora_lr: float = key("AdamW learning rate of LoRA weights", lo=0.0, hi=1.0)
+    full_experiments: list[str] = key("experiments that also get a full fine-tune, for the comparison ([]: none)")
+    full_steps: int = key("optimizer steps of each full fine-tune", lo=1)
+    full_lr: float = key("AdamW learning rate of a full fine-tune", lo=0.0, hi=1.0)
+    batch_size: int = key("clips per step", lo=1)
+    p_drop_text: float = key("unconditional training fraction (classifier-free guidance)", lo=0.0, hi=1.0)
+    ckpt_every: int = key("checkpoint every this many steps (a stopped run resumes from it)", lo=1)
+    guidance_scale: float = key("classifier-free guidance of the evaluation dreams", lo=0.0, hi=20.0)
+    inference_steps: int = key("Euler steps of the flow when dreaming", lo=1, hi=1000)
+    idm_dir: str = key("IDM whose pair features give the Frechet distance (train_idm's model_dir)")
+    threads: int = key("torch CPU threads; 0 = all cores", lo=0, hi=256)
+    ckpt_dir: str = key("training checkpoints, one folder per configuration, kept across runs to resume")
+    out_dir: str = key("variants: out_dir/<experiment>/lora (peft adapter) and .../full (full fine-tune)")
+    metrics_path: str = key("DVC metrics file of this stage")
+    figures_dir: str = key("folder of this stage's figures")
+
+
+@dataclass(frozen=True)
+class DreamParams:
+    seed: int = key("base seed of simulator resets (initial frames) and of dream noise", lo=0)
+    spec_path: str = key("world spec written by the world stage")
+    base_dir: str = key("the base world model")
+    variants_dir: str = key("finetune_world_model's out_dir")
+    experiments: list[str] = key("experiments to dream for; each reads variants_dir/<experiment>/<variant>")
+    variant: str = key("which fine-tune dreams: lora or full", choices=("lora", "full"))
+    n_seen: int = key("dreams per trained (behaviour, environment) pair", lo=0)
+    n_new_behaviour: int = key("dreams per behaviour the robot data never showed (in its environment)", lo=0)
+    n_unseen_environment: int = key("dreams per trained behaviour in each environment it was never shown in", lo=0)
+    paraphrase_every: int = key("every n-th dream of a cell asks with a held-out paraphrase (0: never)", lo=0)
+    segments: int = key("clips chained per dream (each starts at the last frame of the one before)", lo=1, hi=16)
+    guidance_scale: float = key("classifier-free guidance scale", lo=0.0, hi=20.0)
+    inference_steps: int = key("Euler steps of the flow", lo=1, hi=1000)
+    batch_size: int = key("clips dreamed at once", lo=1, hi=4096)
+    idm_dir: str = key("IDM whose pair features give the Frechet distance")
+    workers: int = key("processes that simulate the resets and the expert references", lo=1, hi=64)
+    threads: int = key("torch CPU threads; 0 = all cores", lo=0, hi=256)
+    out_dir: str = key("dreamed videos: out_dir/<experiment>, LeRobot v2.1, no actions yet")
+    metrics_path: str = key("DVC metrics file of this stage")
+    figures_dir: str = key("folder of this stage's figures")
+
+
+@dataclass(frozen=True)
+class TrainPolicyParams:
+    seed: int = key("base seed; each arm adds its own seed (the -s<k> of its name)", lo=0)
+    arm: str = key("the arm this run trains; `python -m dreamgen.run train_policy --arm NAME` sets it")
+    arms: list[str] = key("every arm, <family>-r<real demos per behaviour>-n<neural trajectories>-s<seed>; "
+                          "dvc.yaml trains one per item (foreach)")
+    real_dataset_path: str = key("real robot teleoperation dataset (control rate, LeRobot v2.1)")
+    neural_dataset_path: str = key("neural trajectories (label stage output: strided, chunked actions)")
+    ratio: float = key("neural share of each batch when an arm has both sources (0.5 = the paper's 1:1)",
+                       lo=0.0, hi=1.0)
+    mask_neural_state: bool = key("zero the state of neural windows and flag it masked, as the official code")
+    image_size: int = key("policy input size; every frame (real, dreamed, simulator) is area-resized to it",
+                          lo=8, hi=256)
+    chunk: int = key("control-rate actions predicted per query (the paper uses 16)", lo=4, hi=64)
+    width: int = key("feature width: U-Net base channels / transformer width", lo=8, hi=4096)
+    layers: int = key("transformer blocks of the gr00t-style action head", lo=1, hi=64)
+    train_timesteps: int = key("DDPM noise levels of the diffusion policy", lo=2, hi=1000)
+    inference_steps: int = key("DDIM steps (dp) or Euler steps of the flow (gr00t) per action chunk", lo=1, hi=100)
+    steps: int = key("optimizer steps per arm", lo=1)
+    latent_steps: int = key("latent-action pretraining steps of -lam arms (before `steps` on real actions)", lo=0)
+    batch_size: int = key("windows per step", lo=1)
+    lr: float = key("AdamW learning rate", lo=0.0, hi=1.0)
+    ckpt_every: int = key("checkpoint every this many steps (a stopped run resumes from it)", lo=1)
+    threads: int = key("torch CPU threads; 0 = all cores", lo=0, hi=256)
+    models_dir: str = key("one folder per arm: models_dir/<arm> (config, weights, training state)")
+    metrics_dir: str = key("one DVC metrics file per arm: metrics_dir/<arm>.json")
+    figures_dir: str = key("one folder of figures per arm: figures_dir/<arm>")
+
+
+@dataclass(frozen=True)
+class EvaluateParams:
+    seed: int = key("base seed of the shared initial states (far from the collected episodes' seeds)", lo=0)
+    arms: list[str] = key("arms to evaluate (train_policy.arms or a subset)")
+    models_dir: str = key("train_policy.models_dir")
+    spec_path: str = key("world spec: camera and episode settings")
+    behaviours: list[str] = key("behaviours evaluated (empty: all of the world's)")
+    environments: list[int] = key("environments evaluated (0 = the lab the demos come from)")
+    episodes_per_cell: int = key("episodes per behaviour x environment for every policy", lo=1)
+    execute: int = key("actions executed from each predicted chunk before re-planning", lo=1, hi=64)
+    expert_noise: float = key("noise of the scripted-expert row (the teleoperator that made the data)",
+                              lo=0.0, hi=5.0)
+    r1_neural: int = key("neural count of R1's GT + neural arms", lo=1)
+    r2_real: int = key("real demos per behaviour of the R2 scaling arms", lo=1)
+    workers: int = key("processes playing episodes", lo=1, hi=64)
+    metrics_path: str = key("DVC metrics file of this stage")
+    figures_dir: str = key("folder of this stage's figures and rollout videos")
+    tables_dir: str = key("folder of this stage's tables")
+
+
+
+@dataclass(frozen=True)
+class BenchParams:
+    seed: int = key("seed of the judge-training episodes, initialisation, batches and test clips", lo=0)
+    spec_path: str = key("world spec: the camera and episode settings the judges' frames are rendered with")
+    real_dataset_path: str = key("real robot dataset whose held-out episodes test the judges")
+    holdout_every: int = key("every n-th real episode is held out (the other stages' split)", lo=2, hi=1000)
+    image_size: int = key("judge frame size: the world model's (dreams are judged as they are)", lo=8, hi=256)
+    num_frames: int = key("frames per judged clip: the world model's clip length", lo=2, hi=64)
+    frame_stride: int = key("control steps between clip frames: the world model's", lo=1, hi=32)
+    train_per_behaviour: int = key("simulated expert episodes per behaviour to train the judges on", lo=1)
+    val_per_behaviour: int = key("held-out simulated episodes per behaviour for the validity check", lo=1)
+    corrupt_per_behaviour: int = key("episodes per corruption kind x object behaviour (teleport, recolour, "
+                                     "vanish)", lo=1)
+    estimator_width: int = key("state estimator channels", lo=4, hi=1024)
+    estimator_steps: int = key("state estimator optimizer steps", lo=1)
+    classifier_width: int = key("clip-instruction classifier channels", lo=4, hi=1024)
+    classifier_steps: int = key("clip-instruction classifier optimizer steps", lo=1)
+    batch_size: int = key("frames per estimator step; the classifier takes half as many clips", lo=2)
+    lr: float = key("AdamW learning rate of both judges", lo=0.0, hi=1.0)
+    ckpt_every: int = key("checkpoint every this many steps (a stopped run resumes from it)", lo=1)
+    pa_quantile: float = key("PA thresholds rise to this quantile of clean clips' statistics", lo=0.5, hi=1.0)
+    real_clips: int = key("held-out real episodes judged (0: all)", lo=0)
+    workers: int = key("processes that simulate the judges' episodes", lo=1, hi=64)
+    threads: int = key("torch CPU threads; 0 = all cores", lo=0, hi=256)
+    dream_paths: list[str] = key("dreamed-video datasets to score and rank (fps = 10 / frame_stride)")
+    vlm_model: str = key("Qwen2.5-VL model id or folder for the paper's IF/PA judge; empty: mini judges only")
+    vlm_frames: int = key("frames sampled evenly from each video for the VLM judge", lo=1, hi=64)
+    model_dir: str = key("folder of the trained judges (estimator, classifier, PA thresholds)")
+    metrics_path: str = key("DVC metrics file of this stage")
+    figures_dir: str = key("folder of this stage's figures")
+    tables_dir: str = key("folder of this stage's tables")
+
 STAGES: dict[str, type] = {"world": WorldParams, "collect": CollectParams,
                            "pretrain_world_model": PretrainWorldModelParams,
-                           "train_idm": TrainIdmParams, "train_lam": TrainLamParams, "label": LabelParams}
+                           "finetune_world_model": FinetuneWorldModelParams, "dream": DreamParams,
+                           "train_idm": TrainIdmParams, "train_lam": TrainLamParams, "label": LabelParams,
+                           "bench": BenchParams,
+                           "train_policy": TrainPolicyParams, "evaluate": EvaluateParams}
 
 
 def _type_ok(value: Any, kind: Any) -> bool:

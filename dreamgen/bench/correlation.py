@@ -1,0 +1,50 @@
+"""Does the bench predict policy success? Correlation of per-variant scores with success rates.
+
+The hook for the paper's Table 2 link: one bench score and one policy success rate per
+world-model variant, Pearson and Spearman with percentile-bootstrap intervals over variants.
+"""
+from __future__ import annotations
+
+import numpy as np
+from scipy import stats
+
+
+def _pearson(x, y) -> float:
+    return float(stats.pearsonr(x, y)[0])
+
+
+def _spearman(x, y) -> float:
+    return float(stats.spearmanr(x, y)[0])
+
+
+def bench_policy_correlation(bench, success, n_boot: int = 2000, seed: int = 0, level: float = 0.95) -> dict:
+    """bench, success: (V,) per variant. Returns pearson, spearman, their intervals and n.
+
+    Bootstrap resamples variants with replacement; resamples where either side is constant
+    (a correlation is undefined there) are skipped and counted in `boot_skipped`.
+    """
+    x, y = np.asarray(bench, float), np.asarray(success, float)
+    if x.shape != y.shape or x.ndim != 1:
+        raise ValueError(f"bench and success must be 1-D and the same length, got {x.shape} and {y.shape}")
+    if len(x) < 3:
+        raise ValueError(f"need at least 3 variants for a correlation, got {len(x)}")
+    if not (np.isfinite(x).all() and np.isfinite(y).all()):
+        raise ValueError("bench and success must be finite")
+    if np.ptp(x) == 0 or np.ptp(y) == 0:
+        raise ValueError("bench or success is constant across variants: no correlation to measure")
+    rng = np.random.default_rng(seed)
+    boots, skipped = {"pearson": [], "spearman": []}, 0
+    for _ in range(n_boot):
+        i = rng.integers(len(x), size=len(x))
+        if np.ptp(x[i]) == 0 or np.ptp(y[i]) == 0:
+            skipped += 1
+            continue
+        boots["pearson"].append(_pearson(x[i], y[i]))
+        boots["spearman"].append(_spearman(x[i], y[i]))
+    a = (1 - level) / 2
+    out = dict(n=int(len(x)), boot_skipped=skipped, level=level)
+    for name, f in (("pearson", _pearson), ("spearman", _spearman)):
+        b = np.asarray(boots[name])
+        out[name] = f(x, y)
+        out[f"{name}_ci"] = (float(np.nanquantile(b, a)), float(np.nanquantile(b, 1 - a))) if len(b) else (np.nan, np.nan)
+    return out

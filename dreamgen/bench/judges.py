@@ -1,0 +1,192 @@
+"""Training the mini judges and judging one clip.
+
+`Judges` bundles the state estimator (IF by the success predicate, PA by the physics rules),
+the clip-instruction classifier and the calibrated PA thresholds; `judge_clip` returns every
+score of one clip. Samplers draw training batches from simulator-labelled episodes
+(`simulate.LabelledEpisode`) in the shape `dreamgen.training.train` expects.
+"""
+from __future__ import annotations
+
+import json
+import shutil
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from dreamgen.training import TrainConfig, TrainResult, train
+
+from . import nets, physics, state
+from .simulate import LabelledEpisode, clip_indices
+
+TEXT_TOKENS = 24  # the longest template fits; MiniLM's sentence vector is the mean over them
+
+
+def fresh_ckpt(folder, config: dict) -> Path:
+    """A checkpoint folder that resumes only a run of the same configuration (else starts clean)."""
+    folder = Path(folder)
+    tag = folder / "run_config.json"
+    if folder.exists() and (not tag.exists() or json.loads(tag.read_text()) != config):
+        shutil.rmtree(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    tag.write_text(json.dumps(config, sort_keys=True))
+    return folder
+
+
+class TextEmbedder:
+    """Instruction -> (384,) mean-pooled all-MiniLM-L6-v2 sentence vector, cached per string."""
+
+    def __init__(self):
+        from dreamgen.world_model.text import load_text_encoder
+
+        self.tokenizer, self.model = load_text_encoder()
+        self.cache: dict[str, np.ndarray] = {}
+
+    def __call__(self, texts) -> np.ndarray:
+        from dreamgen.world_model.text import encode
+
+        new = sorted({t for t in texts if t not in self.cache})
+        for i in range(0, len(new), 64):
+            h = encode(self.tokenizer, self.model, new[i:i + 64], TEXT_TOKENS)
+            n = (h.abs().sum(-1) > 0).sum(1, keepdim=True).clamp(min=1)
+            for t, v in zip(new[i:i + 64], (h.sum(1) / n).numpy()):
+                self.cache[t] = v.astype(np.float32)
+        return np.stack([self.cache[t] for t in texts])
+
+
+# -- the state estimator -----------------------------------------------------------------
+def frame_pool(episodes: list[LabelledEpisode]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """All frames (N, S, S, 3) with their states and masks (N, D)."""
+    return (np.concatenate([e.frames for e in episodes]), np.concatenate([e.states for e in episodes]),
+            np.concatenate([e.masks for e in episodes]))
+
+
+def augment(x: torch.Tensor, rng: np.random.Generator, noise: float = 0.03, gain: float = 0.08) -> torch.Tensor:
+    """Per-image brightness/colour gain and pixel noise on (B, [T,] 3, S, S) in [0, 1].
+
+    Dreamed frames are blurrier and noisier than rendered ones; this keeps the judges from
+    relying on exact pixel values. Geometry is left alone: positions are the labels.
+    """
+    shape = (x.shape[0],) + (1,) * (x.ndim - 4) + (3, 1, 1)
+    g = torch.from_numpy(rng.uniform(1 - gain, 1 + gain, shape).astype(np.float32))
+    n = torch.from_numpy(rng.standard_normal(x.shape).astype(np.float32)) * noise
+    return (x * g + n).clamp(0, 1)
+
+
+def estimator_sampler(frames: np.ndarray, states: np.ndarray, masks: np.ndarray, batch_size: int):
+    def sample(rng: np.random.Generator, step: int) -> dict:
+        i = rng.integers(len(frames), size=batch_size)
+        return dict(frames=augment(nets.to_tensor(frames[i]), rng), states=torch.from_numpy(states[i]),
+                    masks=torch.from_numpy(masks[i]))
+    return sample
+
+
+# -- the clip-instruction classifier -------------------------------------------------------
+@dataclass
+class ClipSet:
+    """Clips (N, T, S, S, 3) uint8 with the instruction judged and the truth (N,) of 'shows it done'."""
+
+    clips: np.ndarray
+    instructions: list[str]
+    behaviours: list[str]
+    labels: np.ndarray
+    kind: list[str]  # how each clip was made: clean, swapped, shuffled, teleport, ...
+
+
+def _starts(ep: LabelledEpisode, num_frames: int, stride: int) -> tuple[list[int], list[int]]:
+    """Clip starts (within the episode) whose last frame shows success / does not."""
+    last = max(0, len(ep) - 1 - (num_frames - 1) * stride)
+    starts = range(0, last + 1)
+    done = [s for s in starts if ep.success[clip_indices(len(ep), num_frames, stride, s)[-1]]]
+    return done, [s for s in starts if s not in done]
+
+
+def classifier_sampler(episodes: list[LabelledEpisode], text: TextEmbedder, batch_size: int, num_frames: int,
+                       stride: int):
+    """Balanced batches: half clips ending in success with their own instruction (label 1); half
+    label 0, either the clip stops short of success or another episode's instruction is asked."""
+    starts = [_starts(e, num_frames, stride) for e in episodes]
+    tasks = [e.task for e in episodes]
+    text(tasks)
+    pos = [i for i, (d, _) in enumerate(starts) if d]
+    short = [i for i, (_, n) in enumerate(starts) if n]
+    by_b: dict[str, list[int]] = {}
+    for i, e in enumerate(episodes):
+        by_b.setdefault(e.job.behaviour, []).append(i)
+
+    def sample(rng: np.random.Generator, step: int) -> dict:
+        clips, instr, labels = [], [], []
+        for k in range(batch_size):
+            mode = rng.integers(4) if k % 2 else -1
+            if mode == -1 or (mode == 0 and not short):
+                i = pos[rng.integers(len(pos))]
+                s, task, y = starts[i][0][rng.integers(len(starts[i][0]))], tasks[i], 1.0
+            elif mode == 0:
+                i = short[rng.integers(len(short))]
+                s, task, y = starts[i][1][rng.integers(len(starts[i][1]))], tasks[i], 0.0
+            else:  # a done clip with another instruction: same behaviour (colours differ) or any other
+                i = pos[rng.integers(len(pos))]
+                s = starts[i][0][rng.integers(len(starts[i][0]))]
+                pool = by_b[episodes[i].job.behaviour] if mode == 1 else range(len(episodes))
+                j = pool[rng.integers(len(pool))]
+                task, y = tasks[j], float(tasks[j] == tasks[i])
+            clips.append(episodes[i].frames[clip_indices(len(episodes[i]), num_frames, stride, s)])
+            instr.append(task)
+            labels.append(y)
+        x = augment(nets.to_tensor(np.stack(clips)), rng)
+        return dict(clips=x, text=torch.from_numpy(text(instr)), labels=torch.tensor(labels))
+    return sample
+
+
+# -- training ------------------------------------------------------------------------------
+def fit(model: torch.nn.Module, sample, train_cfg: TrainConfig, ckpt_dir, desc: str) -> TrainResult:
+    """Train with the project's loop, resuming only a checkpoint of this exact configuration."""
+    folder = fresh_ckpt(ckpt_dir, dict(model=asdict(model.cfg), train=asdict(train_cfg)))
+    return train(model, sample, train_cfg, folder, desc=desc)
+
+
+# -- judging -------------------------------------------------------------------------------
+@dataclass
+class Judges:
+    estimator: nets.StateEstimator
+    classifier: nets.ClipClassifier | None
+    thresholds: physics.Thresholds
+    text: TextEmbedder | None = None
+
+    @property
+    def image_size(self) -> int:
+        return self.estimator.cfg.image_size
+
+    def save(self, folder) -> Path:
+        folder = Path(folder)
+        nets.save(self.estimator, folder / "estimator")
+        if self.classifier is not None:
+            nets.save(self.classifier, folder / "classifier")
+        (folder / "pa_thresholds.json").write_text(json.dumps(self.thresholds.to_dict(), indent=1))
+        return folder
+
+    @classmethod
+    def load(cls, folder) -> "Judges":
+        folder = Path(folder)
+        clf = nets.load(folder / "classifier") if (folder / "classifier").exists() else None
+        thr = physics.Thresholds(**json.loads((folder / "pa_thresholds.json").read_text()))
+        return cls(nets.load(folder / "estimator"), clf, thr, TextEmbedder() if clf is not None else None)
+
+    def judge(self, clips: np.ndarray, behaviours: list[str], instructions: list[str]) -> list[dict]:
+        """clips uint8 (N, T, S, S, 3) -> per clip: if_state (0/1), if_classifier (probability),
+        pa (fraction of clean transitions) and the number of transitions each PA rule flagged."""
+        nets.check_frames(clips, self.image_size)
+        if clips.ndim != 5 or clips.shape[1] < 2:
+            raise ValueError(f"clips must be (N, T >= 2, S, S, 3), got {clips.shape}")
+        n, t = clips.shape[:2]
+        est = self.estimator.estimate(clips.reshape(n * t, *clips.shape[2:])).reshape(n, t, -1)
+        probs = (self.classifier.prob(clips, self.text(instructions)) if self.classifier is not None
+                 else np.full(n, np.nan))
+        rows = []
+        for k in range(n):
+            pa, v = physics.physics_alignment(est[k], self.thresholds)
+            rows.append(dict(if_state=float(state.instruction_success(behaviours[k], instructions[k], est[k][0], est[k][-1])),
+                             if_classifier=float(probs[k]), pa=pa,
+                             **{f"pa_{r}": int(v[:, j].sum()) for j, r in enumerate(physics.RULES)}))
+        return rows

@@ -1,0 +1,121 @@
+"""The physics-alignment (PA) judge: rule checks on a clip's estimated state trajectory.
+
+Each transition (two consecutive clip frames, 4 control steps apart) yields one statistic per
+rule, larger = less physical:
+
+  flip       max |change| of any presence probability: things appearing, vanishing, or (both
+             at once) an object changing colour
+  jump       max displacement of an object (world units): teleporting
+  untouched  max displacement of an object that the end effector was nowhere near, nor
+             stacked on anything: moving by itself
+  static     max displacement of a zone (bowls, mats, trays never move)
+  ee_jump    displacement of the end effector beyond its speed limit
+  overlap    how far two table-level objects are inside each other's reach (20 - distance)
+
+A rule fires when its statistic exceeds its threshold. Thresholds start from the world's
+physics (speed limits, object sizes) and are raised to a high quantile of the statistic on
+clean real clips, so that estimation noise alone rarely fires them (`calibrate`).
+PA = the fraction of transitions where no rule fires.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from dreamgen.world.physics import DT, VMAX
+
+from . import state
+
+RULES = ("flip", "jump", "untouched", "static", "ee_jump", "overlap")
+_C = state.COLOUR_NAMES
+_OBJ_P = np.array([state.idx(c, "obj") for c in _C])
+_OBJ_XY = np.array([[state.idx(c, "obj_x"), state.idx(c, "obj_y")] for c in _C])
+_STACK = np.array([state.idx(c, "obj_stacked") for c in _C])
+_ZONE_P = np.array([state.idx(c, "zone") for c in _C])
+_ZONE_XY = np.array([[state.idx(c, "zone_x"), state.idx(c, "zone_y")] for c in _C])
+_PRESENCE = np.concatenate([_OBJ_P, _ZONE_P, [state.idx(c, "button") for c in _C],
+                            [state.INDEX[k] for k in ("drawer", "beads", "stain")]])
+_EE = np.array([state.INDEX["ee_x"], state.INDEX["ee_y"]])
+_HELD = state.INDEX["held"]
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    """A rule fires above its threshold (units: probability, world units)."""
+
+    flip: float = 0.5
+    jump: float = 25.0       # the ee covers at most 4 steps x VMAX x DT = 20 units; a carried object with it
+    untouched: float = 4.0
+    static: float = 4.0
+    ee_jump: float = 4 * VMAX * DT + 5.0
+    overlap: float = 10.0    # centres closer than 10 units: two 10-unit objects inside each other
+    touch: float = 14.0      # the ee "touches" an object within this distance (half-diagonal + pusher)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def _seg_dist(p: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Distance (..., ) of points p (..., 2) to the segment a-b (2,)."""
+    d = b - a
+    t = np.clip(((p - a) @ d) / max(float(d @ d), 1e-9), 0, 1)
+    return np.linalg.norm(p - (a + t[..., None] * d), axis=-1)
+
+
+def transition_stats(states: np.ndarray, touch: float = Thresholds.touch) -> dict[str, np.ndarray]:
+    """states (T, D) estimated (presences as probabilities) -> rule statistic (T-1,) per rule."""
+    if states.ndim != 2 or states.shape[1] != state.DIM or len(states) < 2:
+        raise ValueError(f"need estimated states (T >= 2, {state.DIM}), got {states.shape}")
+    s = states.astype(np.float64)
+    sc = state.SCALE
+    p, xy, stacked = s[:, _OBJ_P], s[:, _OBJ_XY] * sc, s[:, _STACK]
+    zp, zxy, ee = s[:, _ZONE_P], s[:, _ZONE_XY] * sc, s[:, _EE] * sc
+    out = {k: np.zeros(len(s) - 1) for k in RULES}
+    for t in range(len(s) - 1):
+        out["flip"][t] = np.abs(s[t + 1, _PRESENCE] - s[t, _PRESENCE]).max()
+        both = (p[t] > 0.5) & (p[t + 1] > 0.5)
+        disp = np.linalg.norm(xy[t + 1] - xy[t], axis=-1)
+        out["jump"][t] = disp[both].max(initial=0.0)
+        near = np.minimum(_seg_dist(xy[t], ee[t], ee[t + 1]), _seg_dist(xy[t + 1], ee[t], ee[t + 1]))
+        free = both & (near > touch) & (stacked[t] < 0.5) & (stacked[t + 1] < 0.5)
+        out["untouched"][t] = disp[free].max(initial=0.0)
+        zboth = (zp[t] > 0.5) & (zp[t + 1] > 0.5)
+        out["static"][t] = np.linalg.norm(zxy[t + 1] - zxy[t], axis=-1)[zboth].max(initial=0.0)
+        out["ee_jump"][t] = np.linalg.norm(ee[t + 1] - ee[t])
+        on_table = (p[t + 1] > 0.5) & (stacked[t + 1] < 0.5)
+        if s[t + 1, _HELD] > 0.5:  # a carried object is lifted and may pass over others
+            on_table &= np.linalg.norm(xy[t + 1] - ee[t + 1], axis=-1) > 6.0
+        q = xy[t + 1][on_table]
+        if len(q) > 1:
+            d = np.linalg.norm(q[:, None] - q[None], axis=-1) + np.eye(len(q)) * 1e9
+            out["overlap"][t] = max(0.0, 20.0 - d.min())
+    return out
+
+
+def violations(stats: dict[str, np.ndarray], thr: Thresholds) -> np.ndarray:
+    """(T-1, len(RULES)) bool: which rule fires on which transition."""
+    return np.stack([stats[r] > (20.0 - thr.overlap if r == "overlap" else getattr(thr, r)) for r in RULES], -1)
+
+
+def physics_alignment(states: np.ndarray, thr: Thresholds) -> tuple[float, np.ndarray]:
+    """(PA in [0, 1], violations (T-1, len(RULES))) of one clip's estimated states (T, D)."""
+    v = violations(transition_stats(states, thr.touch), thr)
+    return float(1.0 - v.any(-1).mean()), v
+
+
+def calibrate(clean_states: list[np.ndarray], quantile: float = 0.995, base: Thresholds = Thresholds()) -> Thresholds:
+    """Raise each rule's threshold to `quantile` of its statistic on clean clips (never lower it).
+
+    clean_states: estimated state trajectories of real, physically valid clips. The result
+    bounds each rule's false-alarm rate on such clips by about 1 - quantile per transition.
+    """
+    stats = [transition_stats(s, base.touch) for s in clean_states]
+    new = {}
+    for r in RULES:
+        q = float(np.quantile(np.concatenate([st[r] for st in stats]), quantile))
+        if r == "overlap":  # stored as a distance: lower it to 20 - q when clean clips come closer
+            new[r] = min(base.overlap, 20.0 - q)
+        else:
+            new[r] = max(getattr(base, r), q)
+    return Thresholds(**new, touch=base.touch)

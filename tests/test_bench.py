@@ -1,0 +1,263 @@
+"""DreamGen Bench judges: the state, the predicates, the physics rules, the classifier, scoring, correlation."""
+import numpy as np
+import pytest
+import torch
+
+from dreamgen.bench import correlation, judges, nets, physics, score, simulate, state, validity
+from dreamgen.collect import WorldConfig
+from dreamgen.world.behaviours import BEHAVIOURS
+
+torch.set_num_threads(1)
+WORLD = WorldConfig(64, 2, 80)
+CLIP = dict(num_frames=8, stride=4)
+
+
+@pytest.fixture(scope="module")
+def clean():
+    """Two expert episodes per behaviour with their true states (32x32 frames)."""
+    return simulate.simulate_many(simulate.make_jobs(2, BEHAVIOURS, 8, 900_000), WORLD, 32)
+
+
+@pytest.fixture(scope="module")
+def corrupted():
+    return {kind: simulate.simulate_many(simulate.make_jobs(2, simulate.OBJECT_BEHAVIOURS, 8, 910_000 + 1000 * k,
+                                                            corruption=kind, corrupt_steps=(4, 8)), WORLD, 32)
+            for k, kind in enumerate(simulate.CORRUPTIONS)}
+
+
+def test_predicates_on_true_states_match_the_simulator(clean):
+    n = 0
+    for e in clean:
+        for t in range(len(e)):
+            assert state.instruction_success(e.job.behaviour, e.task, e.states[0], e.states[t]) == e.success[t], \
+                (e.job.behaviour, e.task, t)
+            n += 1
+    assert n > 200 and any(e.success.any() for e in clean)
+
+
+def test_if_on_clips_and_swapped_instructions(clean):
+    """IF of a dream-like clip (frame 0, then 7 more 4 steps apart) = success at its last frame;
+    the same clip judged against another behaviour's instruction is not a success."""
+    seen = set()
+    for e in clean:
+        i = simulate.clip_indices(len(e), **CLIP)
+        s0, s1 = e.states[i[0]], e.states[i[-1]]
+        assert state.instruction_success(e.job.behaviour, e.task, s0, s1) == e.success[i[-1]]
+        seen.add(bool(e.success[i[-1]]))
+        other = next(o for o in clean if o.job.behaviour != e.job.behaviour and o.job.behaviour != "wipe")
+        if e.success[i[-1]] and e.job.behaviour != "wipe":
+            assert not state.instruction_success(other.job.behaviour, other.task, s0, s1)
+    assert seen == {True, False}
+
+
+def test_instruction_colours_reading_order():
+    assert state.instruction_colours("put the red cube in the blue bowl") == ["red", "blue"]
+    assert state.instruction_colours("wipe away the dark red spill") == ["dark red"]
+    with pytest.raises(ValueError, match="names 0 colours"):
+        state.instruction_success("pick_place", "put it there", np.zeros(state.DIM), np.zeros(state.DIM))
+
+
+def test_pa_passes_clean_clips_and_flags_corruptions(clean, corrupted):
+    thr = physics.Thresholds()
+    for e in clean:
+        pa, v = physics.physics_alignment(e.states, thr)
+        assert pa == 1.0, (e.job, [physics.RULES[j] for j in np.nonzero(v.any(0))[0]])
+    for kind, eps in corrupted.items():
+        flagged = [physics.physics_alignment(e.states[simulate.clip_indices(len(e), **CLIP)], thr)[0] < 1
+                   for e in eps if len(e) > e.job.corrupt_step]
+        assert flagged and all(flagged), kind
+
+
+def test_pa_teleport_on_a_hand_made_trajectory():
+    s = np.zeros((3, state.DIM), np.float32)
+    s[:, state.idx("red", "obj")] = 1
+    s[:, [state.INDEX["ee_x"], state.INDEX["ee_y"]]] = 0.2
+    s[:, [state.idx("red", "obj_x"), state.idx("red", "obj_y")]] = [[0.7, 0.7], [0.7, 0.7], [0.3, 0.8]]
+    pa, v = physics.physics_alignment(s, physics.Thresholds())
+    assert pa == 0.5 and v[1, physics.RULES.index("jump")] and not v[0].any()
+    s[2, state.idx("red", "obj")] = 0.0  # vanishing instead
+    assert physics.physics_alignment(s, physics.Thresholds())[1][1, physics.RULES.index("flip")]
+
+
+def test_calibration_only_raises_thresholds(clean):
+    base = physics.Thresholds()
+    noisy = [e.states + np.random.default_rng(0).normal(0, 0.03, e.states.shape).astype(np.float32) for e in clean]
+    cal = physics.calibrate(noisy, 0.99, base)
+    assert cal.untouched >= base.untouched and cal.jump >= base.jump and cal.overlap <= base.overlap
+    assert cal.untouched > base.untouched  # 3-unit noise moves "untouched" objects by more than 4 units
+
+
+def test_estimator_shapes_loss_and_size_check():
+    est = nets.StateEstimator(nets.EstimatorConfig(32, 8, 32))
+    frames = np.random.default_rng(0).integers(0, 255, (5, 32, 32, 3), dtype=np.uint8)
+    out = est.estimate(frames)
+    assert out.shape == (5, state.DIM) and out.dtype == np.float32
+    assert (out[:, state.BINARY] >= 0).all() and (out[:, state.BINARY] <= 1).all()
+    batch = dict(frames=nets.to_tensor(frames), states=torch.zeros(5, state.DIM), masks=torch.ones(5, state.DIM))
+    loss, logs = est.loss(batch)
+    assert torch.isfinite(loss) and set(logs) == {"bce", "se"}
+    with pytest.raises(ValueError, match="resize_frames"):
+        est.estimate(np.zeros((2, 64, 64, 3), np.uint8))
+
+
+def test_estimator_learns_positions(clean, tmp_path):
+    """A few hundred steps on simulator frames already cut the error of the best constant guess by 40%."""
+    frames, states, masks = judges.frame_pool(clean)
+    est = nets.StateEstimator(nets.EstimatorConfig(32, 8, 64))
+    from dreamgen.training import TrainConfig
+    judges.fit(est, judges.estimator_sampler(frames, states, masks, 32), TrainConfig(300, 3e-3, 0, 1000), tmp_path, "t")
+    ee = [state.INDEX["ee_x"], state.INDEX["ee_y"]]
+    err = np.abs(est.estimate(frames)[:, ee] - states[:, ee]).mean()
+    constant = np.abs(states[:, ee] - states[:, ee].mean(0)).mean()  # the best constant guess, ~15 units
+    assert err < 0.6 * constant, (err * state.SCALE, constant * state.SCALE)  # untrained: ~1x
+
+
+def test_classifier_detects_a_swapped_instruction():
+    """Synthetic clips: instruction A = a red square moving right, B = a blue square moving down.
+    A tiny classifier learns to accept matched pairs and reject swapped ones."""
+    rng = np.random.default_rng(0)
+    emb = rng.standard_normal((2, 16)).astype(np.float32)
+
+    def clip(kind, r):
+        c = np.zeros((4, 16, 16, 3), np.uint8)
+        x, y = r.integers(2, 6, 2)
+        for t in range(4):
+            dx, dy = (2 * t, 0) if kind == 0 else (0, 2 * t)
+            c[t, y + dy:y + dy + 3, x + dx:x + dx + 3] = (220, 30, 30) if kind == 0 else (30, 60, 220)
+        return c
+
+    def batch(r, n=32):
+        kinds, asked = r.integers(2, size=n), r.integers(2, size=n)
+        return (np.stack([clip(k, r) for k in kinds]), emb[asked], (kinds == asked).astype(np.float32))
+
+    clf = nets.ClipClassifier(nets.ClassifierConfig(16, 4, 8, 32, 16))
+    opt = torch.optim.AdamW(clf.parameters(), lr=3e-3)
+    for step in range(120):
+        x, t, y = batch(np.random.default_rng([1, step]))
+        loss, _ = clf.loss(dict(clips=nets.to_tensor(x), text=torch.from_numpy(t), labels=torch.from_numpy(y)))
+        opt.zero_grad(); loss.backward(); opt.step()
+    x, t, y = batch(np.random.default_rng(99), 200)
+    p = clf.prob(x, t)
+    assert validity.auc(p, y > 0.5) > 0.95 and ((p > 0.5) == (y > 0.5)).mean() > 0.9
+
+
+def test_auc_and_binary_metrics():
+    assert validity.auc([0.9, 0.8, 0.1], [1, 1, 0]) == 1.0
+    assert validity.auc([0.1, 0.2, 0.9], [1, 1, 0]) == 0.0
+    assert validity.auc([0.5, 0.5], [1, 0]) == 0.5
+    assert np.isnan(validity.auc([0.5], [1]))
+    m = validity.binary_metrics([1, 1, 0, 0], [1, 0, 0, 0])
+    assert m["accuracy"] == 0.75 and m["balanced_accuracy"] == pytest.approx((1 + 2 / 3) / 2)
+
+
+def test_correlation_helper():
+    x = np.array([0.1, 0.3, 0.4, 0.6, 0.9])
+    r = correlation.bench_policy_correlation(x, 2 * x + 0.1, n_boot=300)
+    assert r["pearson"] == pytest.approx(1.0) and r["spearman"] == pytest.approx(1.0) and r["n"] == 5
+    assert r["pearson_ci"][0] > 0.99
+    r = correlation.bench_policy_correlation(x, [0.5, 0.1, 0.9, 0.2, 0.4], n_boot=300)
+    lo, hi = r["spearman_ci"]
+    assert lo < r["spearman"] < hi and hi - lo > 0.5
+    with pytest.raises(ValueError, match="at least 3"):
+        correlation.bench_policy_correlation([0.1, 0.2], [0.3, 0.4])
+    with pytest.raises(ValueError, match="constant"):
+        correlation.bench_policy_correlation([0.1, 0.1, 0.1], [0.3, 0.4, 0.5])
+
+
+@pytest.fixture(scope="module")
+def tiny_judges():
+    return judges.Judges(nets.StateEstimator(nets.EstimatorConfig(32, 8, 32)), None, physics.Thresholds())
+
+
+def test_score_videos_in_memory_and_bad_input(clean, tiny_judges, tmp_path):
+    e = clean[0]
+    good = e.frames[simulate.clip_indices(len(e), **CLIP)]
+    meta = dict(behaviour=e.job.behaviour, split="seen", fps=2.5)
+    df = score.score_videos([(good, e.task, meta), (good, e.task, meta)], tiny_judges, num_frames=8, fps=2.5)
+    assert len(df) == 2 and set(df.columns) >= {"if_state", "if_classifier", "pa", "split"}
+    assert df.if_state.isin([0.0, 1.0]).all() and df.pa.between(0, 1).all()
+    table = score.ranking_table(df)
+    assert list(table.videos) == [2]
+    big = np.repeat(np.repeat(good, 2, 1), 2, 2)
+    with pytest.raises(ValueError, match="32x32.*resize_frames"):
+        score.score_videos([(big, e.task, meta)], tiny_judges)
+    with pytest.raises(ValueError, match="6 frames, the judges expect 8"):
+        score.score_videos([(good[:6], e.task, meta)], tiny_judges, num_frames=8)
+    with pytest.raises(ValueError, match="10 frames per second, the judges expect 2.5"):
+        score.score_videos([(good, e.task, dict(meta, fps=10))], tiny_judges, fps=2.5)
+    with pytest.raises(ValueError, match="no 'behaviour'"):
+        score.score_videos([(good, e.task, {})], tiny_judges)
+    with pytest.raises(ValueError, match="uint8"):
+        score.score_videos([(good.astype(np.float32), e.task, meta)], tiny_judges)
+    (tmp_path / "broken" / "meta").mkdir(parents=True)
+    with pytest.raises(ValueError, match="not a readable LeRobot dataset"):
+        score.score_videos(tmp_path / "broken", tiny_judges)
+
+
+def test_score_videos_reads_a_lerobot_dataset(clean, tiny_judges, tmp_path):
+    """A dataset on disk: scored per episode; a frame rate other than the judges' is refused."""
+    from dreamgen import data
+    from dreamgen.episode import Episode
+
+    eps = [Episode(frames=e.frames[simulate.clip_indices(len(e), **CLIP)], task=e.task,
+                   meta=dict(behaviour=e.job.behaviour, split="seen")) for e in clean[:2]]
+    root = tmp_path / "dreams"
+    data.write_dataset(root, eps, fps=10, robot_type="robot")
+    df = score.score_videos(root, tiny_judges, num_frames=8)
+    assert len(df) == 2 and (df.behaviour == [e.meta["behaviour"] for e in eps]).all()
+    with pytest.raises(ValueError, match="frames per second"):
+        score.score_videos(root, tiny_judges, fps=2.5)
+    next(root.glob("videos/**/episode_000001.mp4")).write_bytes(b"not a video")
+    with pytest.raises(ValueError, match="episode 1: unreadable"):
+        score.score_videos(root, tiny_judges)
+
+
+def _tiny_qwen():
+    """A randomly initialised two-layer Qwen2.5-VL with a word-level tokenizer, built offline."""
+    import re
+
+    from tokenizers import AddedToken, Tokenizer, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast, Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration
+    from transformers import Qwen2VLImageProcessor
+
+    from dreamgen.bench import vlm
+
+    specials = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|vision_start|>", "<|vision_end|>",
+                "<|image_pad|>", "<|video_pad|>"]
+    words = sorted(set(re.findall(r"\w+|[^\w\s]", vlm.IF_PROMPT + vlm.PA_PROMPT + vlm.SYSTEM +
+                                  " system user assistant put the red cube in blue bowl open drawer 0 1 8")))
+    vocab = {t: i for i, t in enumerate(["[UNK]"] + specials + words)}
+    tok = Tokenizer(models.WordLevel(vocab, unk_token="[UNK]"))
+    tok.pre_tokenizer = pre_tokenizers.Whitespace()
+    tok.add_special_tokens([AddedToken(s, special=True) for s in specials])
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="[UNK]", pad_token="<|endoftext|>")
+    cfg = Qwen2_5_VLConfig(
+        text_config=dict(vocab_size=len(vocab), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                         num_attention_heads=2, num_key_value_heads=1, max_position_embeddings=1024,
+                         bos_token_id=1, eos_token_id=3, rope_scaling={"type": "mrope", "mrope_section": [2, 3, 3]}),
+        vision_config=dict(depth=1, hidden_size=32, intermediate_size=64, num_heads=2, out_hidden_size=32,
+                           fullatt_block_indexes=[0], window_size=28),
+        image_token_id=vocab["<|image_pad|>"], video_token_id=vocab["<|video_pad|>"],
+        vision_start_token_id=vocab["<|vision_start|>"], vision_end_token_id=vocab["<|vision_end|>"])
+    torch.manual_seed(0)
+    model = Qwen2_5_VLForConditionalGeneration(cfg).eval()
+    return vlm.VLMJudge(model, tokenizer, Qwen2VLImageProcessor(), frames=4)
+
+
+def test_vlm_judge_on_a_tiny_random_qwen():
+    from dreamgen.bench import vlm
+
+    judge = _tiny_qwen()
+    video = np.random.default_rng(0).integers(0, 255, (8, 32, 32, 3), dtype=np.uint8)
+    assert list(vlm.sample_frames(video, 4)[:, 0, 0, 0]) == list(video[[0, 2, 5, 7], 0, 0, 0])
+    images = [__import__("PIL.Image").Image.fromarray(f) for f in vlm.sample_frames(video, 4)]
+    inputs = vlm.encode(judge.tokenizer, judge.image_processor, "Does 1", images, 2)
+    pads = int((inputs["input_ids"] == judge.model.config.image_token_id).sum())
+    assert pads == int(inputs["image_grid_thw"].prod(-1).sum()) // 4 and pads > 0
+    a = judge.judge(video, "put the red cube in the blue bowl")
+    b = judge.judge(video, "open the blue drawer")
+    assert set(a) == {"if_vlm", "if_vlm_p", "pa_vlm", "pa_vlm_p"}
+    assert 0 < a["if_vlm_p"] < 1 and a["if_vlm"] == float(a["if_vlm_p"] > 0.5)
+    assert a["if_vlm_p"] != b["if_vlm_p"] and a["pa_vlm_p"] == b["pa_vlm_p"]  # only IF reads the instruction
+    with pytest.raises(ValueError, match="uint8"):
+        judge.judge(video.astype(np.float32), "open the blue drawer")
