@@ -45,15 +45,16 @@ def main() -> None:
     torch.manual_seed(0)
     pipe = build_pipeline(DenoiserConfig(patch=p["patch"], width=p["width"], heads=p["heads"], layers=p["layers"]),
                           spec, residual=p["residual"], shift=p["shift"], max_text_tokens=p["max_text_tokens"],
-                          prediction=p["prediction"])
+                          prediction=p["prediction"], train_shift=p["train_shift"], motion_weight=p["motion_weight"])
     peak = matmul_gflops()
     print(f"threads {args.threads}; matmul 1024^2 fp32: {peak:.1f} GFLOP/s")
 
     rng = np.random.default_rng(0)
     eps = [rng.integers(0, 255, (40, spec.image_size, spec.image_size, 3), dtype=np.uint8) for _ in range(8)]
     bank = ClipBank(spec, eps, [f"task {i}" for i in range(8)], [{} for _ in eps])
-    sample = make_sampler(pipe, bank, p["batch_size"], p["p_drop_text"], p["shift"])
-    model = FlowMatchingVideoModel(pipe.transformer, residual=p["residual"], prediction=p["prediction"])
+    sample = make_sampler(pipe, bank, p["batch_size"], p["p_drop_text"], p["train_shift"])
+    model = FlowMatchingVideoModel(pipe.transformer, residual=p["residual"], prediction=p["prediction"],
+                                   motion_weight=p["motion_weight"])
     pipe.transformer.requires_grad_(True)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
     batch = sample(rng, 0)

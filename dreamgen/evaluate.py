@@ -217,7 +217,8 @@ PAPER_R3 = 20.6
 
 def arm_table(rows: list[dict]) -> "pd.DataFrame":
     """rows (one per episode, with an `arm` column) -> one row per arm: family, real, neural,
-    seed, successes, episodes, success, ci_lo, ci_hi; plus `config` (the arm without its seed)."""
+    seed, latent, idm, successes, episodes, success, ci_lo, ci_hi; plus `config` (the arm
+    without its seed, e.g. gr00t-r10-n0-idm)."""
     import pandas as pd
 
     from dreamgen.policy.windows import parse_arm
@@ -225,12 +226,23 @@ def arm_table(rows: list[dict]) -> "pd.DataFrame":
     tab = success_table(rows, ["arm"])
     arms = [parse_arm(a) for a in tab["arm"]]
     meta = pd.DataFrame([dict(family=a.family, real=a.real_per_behaviour, neural=a.neural, seed=a.seed,
-                              latent=a.latent, config=a.name.replace(f"-s{a.seed}", "", 1)) for a in arms])
+                              latent=a.latent, idm=a.idm, config=a.config) for a in arms])
     return pd.concat([meta, tab], axis=1)
 
 
+def per_seed_text(seeds, rates) -> str:
+    """'s0 0.14, s1 0.20': the per-seed success rates a pooled row stands for."""
+    return ", ".join(f"s{int(s)} {r:.2f}" for s, r in sorted(zip(seeds, rates)))
+
+
 def pool_seeds(arms: "pd.DataFrame") -> "pd.DataFrame":
-    """Pool the episodes of an arm's training seeds: one row per config with its Wilson interval."""
+    """One row per config (arm without seed) over its training seeds.
+
+    success: the mean over seeds of each seed's success rate (the seed is the unit a policy is
+    trained as); ci_lo, ci_hi: the Wilson interval of all the config's episodes pooled
+    (successes / episodes; it covers episode noise, not the spread between seeds, which
+    per_seed lists); pooled_success = successes / episodes (equal to success when every seed
+    played the same episodes)."""
     import pandas as pd
 
     out = []
@@ -239,34 +251,99 @@ def pool_seeds(arms: "pd.DataFrame") -> "pd.DataFrame":
         lo, hi = wilson_interval(k, n)
         first = g.iloc[0]
         out.append(dict(config=cfg, family=first["family"], real=int(first["real"]), neural=int(first["neural"]),
-                        latent=bool(first["latent"]), seeds=len(g), successes=k, episodes=n, success=k / n, ci_lo=lo, ci_hi=hi))
+                        latent=bool(first["latent"]), idm=bool(first.get("idm", False)), seeds=len(g),
+                        per_seed=per_seed_text(g["seed"], g["success"]), successes=k, episodes=n,
+                        success=float(g["success"].mean()), pooled_success=k / n, ci_lo=lo, ci_hi=hi))
     return pd.DataFrame(out)
 
 
+def _plain(df: "pd.DataFrame") -> "pd.DataFrame":
+    """Configs trained on true real actions and IDM-labelled dreams: neither -lam nor -idm."""
+    idm = df["idm"].astype(bool) if "idm" in df else df.latent & False
+    return df[~df.latent.astype(bool) & ~idm]
+
+
 def r1_table(pooled: "pd.DataFrame", r1_neural: int) -> "pd.DataFrame":
-    """Per family and real-demo regime that has both arms: GT only vs GT + r1_neural neural, ours
-    beside the paper's (regimes matched by order: our lowest to the paper's 30 demos)."""
+    """Per family and real-demo regime that has both configs: GT only vs GT + r1_neural neural
+    (success = mean over seeds, CI pooled over their episodes, per-seed rates listed), ours
+    beside the paper's (regimes matched by order: our lowest to the paper's 30 demos). Where the
+    -idm sanity config of the regime exists (same real episodes, IDM labels), its success too
+    (idm_real, else NaN)."""
     import pandas as pd
 
+    by = pooled.set_index("config")
     out = []
-    for fam, g in pooled[~pooled.latent].groupby("family", sort=False):
+    for fam, g in _plain(pooled).groupby("family", sort=False):
         gt = g[(g.neural == 0) & (g.real > 0)].set_index("real")
         mix = g[(g.neural == r1_neural) & (g.real > 0)].set_index("real")
         for i, r in enumerate(sorted(set(gt.index) & set(mix.index))):
             paper = list(PAPER_R1.items())[min(i, len(PAPER_R1) - 1)]
             a, b = gt.loc[r], mix.loc[r]
+            c = by.loc[f"{fam}-r{r}-n0-idm"] if f"{fam}-r{r}-n0-idm" in by.index else None
             out.append(dict(family=fam, real_per_behaviour=r, neural=r1_neural,
                             gt=a.success, gt_ci=f"[{a.ci_lo:.2f}, {a.ci_hi:.2f}]",
                             gt_neural=b.success, gt_neural_ci=f"[{b.ci_lo:.2f}, {b.ci_hi:.2f}]",
-                            delta=b.success - a.success, episodes=int(a.episodes),
+                            delta=b.success - a.success, seeds=int(min(a.seeds, b.seeds)),
+                            gt_per_seed=a.per_seed, gt_neural_per_seed=b.per_seed, episodes=int(a.episodes),
+                            idm_real=float("nan") if c is None else c.success,
+                            idm_real_ci="" if c is None else f"[{c.ci_lo:.2f}, {c.ci_hi:.2f}]",
                             paper_demos=paper[0], paper_gt=paper[1][0] / 100, paper_gt_neural=paper[1][1] / 100))
     return pd.DataFrame(out)
 
 
+def sanity_table(pooled: "pd.DataFrame", expert: dict) -> "pd.DataFrame":
+    """The sanity rows beside R1: the scripted expert (upper bound), and for every -idm config the
+    GT config of the same real episodes ("GT r10") and the IDM-labelled one ("IDM-labelled real
+    (r10)"): their gap is what labelling alone costs a policy.
+
+    expert: dict(successes, episodes). Returns rows: row, config, seeds, per_seed, successes,
+    episodes, success, ci_lo, ci_hi.
+    """
+    import pandas as pd
+
+    lo, hi = wilson_interval(int(expert["successes"]), int(expert["episodes"]))
+    out = [dict(row="expert (upper bound)", config="expert", seeds=0, per_seed="", successes=int(expert["successes"]),
+                episodes=int(expert["episodes"]), success=expert["successes"] / expert["episodes"], ci_lo=lo, ci_hi=hi)]
+    by = pooled.set_index("config")
+    idm = pooled[pooled["idm"].astype(bool)] if "idm" in pooled else pooled.iloc[:0]
+    for r in idm.itertuples():
+        extra = f" + {r.neural} neural" if r.neural else ""
+        twin = r.config[:-len("-idm")]
+        for label, cfg in ((f"GT r{r.real}{extra}", twin), (f"IDM-labelled real (r{r.real}){extra}", r.config)):
+            if cfg in by.index and not any(o["config"] == cfg for o in out):
+                c = by.loc[cfg]
+                out.append(dict(row=label if pooled.family.nunique() == 1 else f"{r.family}: {label}", config=cfg,
+                                seeds=int(c.seeds), per_seed=c.per_seed, successes=int(c.successes),
+                                episodes=int(c.episodes), success=c.success, ci_lo=c.ci_lo, ci_hi=c.ci_hi))
+    return pd.DataFrame(out)
+
+
 def r2_points(pooled: "pd.DataFrame", r2_real: int) -> "pd.DataFrame":
-    """The scaling arms: family, neural count (> 0) at r2_real real demos per behaviour, success."""
-    g = pooled[(pooled.real == r2_real) & (pooled.neural > 0) & ~pooled.latent].sort_values(["family", "neural"])
+    """The scaling configs: neural count (> 0) at r2_real real demos per behaviour, one row per
+    family x count (success = mean over seeds, pooled CI), sorted by family and count."""
+    g = _plain(pooled)
+    g = g[(g.real == r2_real) & (g.neural > 0)].sort_values(["family", "neural"])
     return g.reset_index(drop=True)
+
+
+def r2_seed_points(arms: "pd.DataFrame", r2_real: int) -> "pd.DataFrame":
+    """The same scaling arms, one row per training seed (arm_table rows): every point the
+    log-linear fit can use."""
+    g = _plain(arms)
+    g = g[(g.real == r2_real) & (g.neural > 0)].sort_values(["family", "neural", "seed"])
+    return g.reset_index(drop=True)
+
+
+def r2_fits(seed_points: "pd.DataFrame") -> dict:
+    """Per family, the log-linear fit over every (seed, neural count) point (a count trained with
+    more seeds weighs more); families with fewer than two distinct counts are left out.
+    Each fit adds `seeds` per count, e.g. {25: 1, 100: 2}."""
+    fits = {}
+    for fam, g in seed_points.groupby("family", sort=False):
+        if g.neural.nunique() >= 2:
+            fits[fam] = loglinear_fit(g.neural, g.success) | dict(
+                seeds={int(n): int(c) for n, c in g.groupby("neural").size().items()})
+    return fits
 
 
 def r7_table(pooled: "pd.DataFrame") -> "pd.DataFrame":

@@ -117,6 +117,8 @@ class LabelParams:
     dreamed_paths: list[str] = key("dreamed-video datasets to label (fps = 10 / frame_stride)")
     spec_path: str = key("world spec: the camera and episode settings to replay in")
     out_dir: str = key("folder of the neural-trajectory datasets")
+    idm_real_path: str = key("every episode of heldout_dataset_path labelled by the IDM as dreams are (strided): "
+                             "the data of the policies' -idm sanity arms; outside out_dir (DVC outs may not nest)")
     metrics_path: str = key("DVC metrics file of this stage")
     figures_dir: str = key("folder of this stage's figures")
 
@@ -138,12 +140,19 @@ class PretrainWorldModelParams:
     residual: bool = key("model the clip minus its first frame, so that nothing moving is the easy default")
     prediction: str = key("what the transformer outputs: the clean clip (x0) or the flow velocity",
                           choices=("x0", "velocity"))
-    shift: float = key("timestep shift of training and sampling; > 1 spends more steps near pure noise", lo=0.1, hi=20.0)
+    shift: float = key("timestep shift of sampling; > 1 spends more Euler steps near pure noise", lo=0.1, hi=20.0)
+    train_shift: float = key("timestep shift of the training times; 1 = uniform in (0, 1), fine-tunes inherit it",
+                             lo=0.1, hi=20.0)
+    motion_weight: float = key("extra loss weight on pixels that change from the first frame; 0 = plain MSE; "
+                               "fine-tunes inherit it", lo=0.0, hi=100.0)
     p_drop_text: float = key("probability of dropping the instruction in training (classifier-free guidance)", lo=0.0, hi=1.0)
     max_text_tokens: int = key("instruction tokens the model attends to", lo=4, hi=128)
     steps: int = key("optimizer steps", lo=1)
     batch_size: int = key("clips per step", lo=1)
     lr: float = key("AdamW learning rate", lo=1e-6, hi=1.0)
+    lr_schedule: str = key("learning-rate schedule: constant, or cosine decay to 0 after warm-up",
+                           choices=("constant", "cosine"))
+    warmup: int = key("warm-up steps of the cosine schedule (must be < steps)", lo=0)
     ckpt_every: int = key("checkpoint every this many steps (an interrupted run resumes)", lo=1)
     sample_every: int = key("dream the fixed evaluation clips every this many steps", lo=1)
     guidance_scale: float = key("classifier-free guidance scale when dreaming", lo=1.0, hi=20.0)
@@ -170,6 +179,10 @@ class FinetuneWorldModelParams:
     full_experiments: list[str] = key("experiments that also get a full fine-tune, for the comparison ([]: none)")
     full_steps: int = key("optimizer steps of each full fine-tune", lo=1)
     full_lr: float = key("AdamW learning rate of a full fine-tune", lo=0.0, hi=1.0)
+    extra_loras: list[str] = key("more LoRA variants for the bench ranking, named lora-r<rank>-s<steps>, trained on "
+                                 "full_experiments too ([]: none)")
+    lr_schedule: str = key("learning-rate schedule of every fine-tune: constant, or cosine decay to 0",
+                           choices=("constant", "cosine"))
     batch_size: int = key("clips per step", lo=1)
     p_drop_text: float = key("unconditional training fraction (classifier-free guidance)", lo=0.0, hi=1.0)
     ckpt_every: int = key("checkpoint every this many steps (a stopped run resumes from it)", lo=1)
@@ -211,10 +224,12 @@ class DreamParams:
 class TrainPolicyParams:
     seed: int = key("base seed; each arm adds its own seed (the -s<k> of its name)", lo=0)
     arm: str = key("the arm this run trains; `python -m dreamgen.run train_policy --arm NAME` sets it")
-    arms: list[str] = key("every arm, <family>-r<real demos per behaviour>-n<neural trajectories>-s<seed>; "
-                          "dvc.yaml trains one per item (foreach)")
+    arms: list[str] = key("every arm, <family>-r<real demos per behaviour>-n<neural trajectories>-s<seed>"
+                          "[-lam|-idm]; dvc.yaml trains one per item (foreach)")
     real_dataset_path: str = key("real robot teleoperation dataset (control rate, LeRobot v2.1)")
     neural_dataset_path: str = key("neural trajectories (label stage output: strided, chunked actions)")
+    idm_real_dataset_path: str = key("real episodes labelled by the IDM (label.idm_real_path); -idm arms train on "
+                                     "them instead of the true actions of the same real episodes")
     ratio: float = key("neural share of each batch when an arm has both sources (0.5 = the paper's 1:1)",
                        lo=0.0, hi=1.0)
     mask_neural_state: bool = key("zero the state of neural windows and flag it masked, as the official code")
@@ -288,6 +303,35 @@ class BenchParams:
     metrics_path: str = key("DVC metrics file of this stage")
     figures_dir: str = key("folder of this stage's figures")
     tables_dir: str = key("folder of this stage's tables")
+    # Ranking world-model variants and the link to policy success (paper Table 2, R8)
+    base_dir: str = key("zero-shot base world model (the variant named 'base')")
+    variants_dir: str = key("fine-tuned world-model variants: <variants_dir>/<experiment>/<name>")
+    idm_dir: str = key("inverse dynamics model that labels every variant's dreams")
+    rank_experiment: str = key("experiment whose variants are ranked (its robot data defines the splits)")
+    rank_variants: list[str] = key("variants to rank: 'base' and folder names under variants_dir/experiment")
+    rank_prompts_per_split: int = key("prompts per split (seen, new behaviour, unseen environment), the same "
+                                      "for every variant", lo=1)
+    rank_seed: int = key("seed of the prompts' resets and of the dream noise, far from the dream stage's", lo=0)
+    rank_segments: int = key("chained clips per dream (1 + segments x (clip - 1) frames = num_frames)", lo=1, hi=16)
+    rank_guidance_scale: float = key("classifier-free guidance of the dreams, as the dream stage", lo=0.0, hi=50.0)
+    rank_inference_steps: int = key("denoising steps per dreamed clip", lo=1, hi=1000)
+    rank_batch_size: int = key("clips dreamed at once", lo=1)
+    rank_policy_steps: int = key("optimizer steps of each variant's neural-only policy (same for all)", lo=1)
+    rank_policy_batch_size: int = key("windows per policy step", lo=1)
+    rank_policy_lr: float = key("policy AdamW learning rate", lo=0.0, hi=1.0)
+    rank_policy_image_size: int = key("policy frame size", lo=8, hi=256)
+    rank_policy_width: int = key("policy feature width", lo=4, hi=4096)
+    rank_policy_layers: int = key("transformer blocks of the GR00T-style head", lo=1, hi=64)
+    rank_policy_inference_steps: int = key("Euler steps per predicted action chunk", lo=1, hi=1000)
+    rank_eval_seed: int = key("base seed of the closed-loop initial states, shared by every variant's policy", lo=0)
+    rank_eval_episodes: int = key("closed-loop episodes per dreamed (behaviour, environment) cell", lo=1)
+    rank_execute: int = key("actions executed per chunk before re-planning", lo=1, hi=64)
+    rank_n_boot: int = key("bootstrap resamples of the variants for the correlation intervals", lo=10)
+    filter_variant: str = key("variant whose dreams are also filtered by the judges before labelling "
+                              "(empty: no filtering arm)")
+    filter_min_pa: float = key("keep a dream only if its PA is at least this", lo=0.0, hi=1.0)
+    filter_if: bool = key("also require the state judge's IF = 1 to keep a dream")
+    rank_dir: str = key("folder of the ranking's dreams, neural trajectories and policies")
 
 STAGES: dict[str, type] = {"world": WorldParams, "collect": CollectParams,
                            "pretrain_world_model": PretrainWorldModelParams,

@@ -28,6 +28,36 @@ class TrainConfig:
     weight_decay: float = 0.0
     grad_clip: float = 1.0
     log_every: int = 50
+    schedule: str = "constant"  # "cosine": linear warm-up, then a cosine decay to 0 at `steps`
+    warmup: int = 0             # warm-up steps of the cosine schedule
+
+    def __post_init__(self) -> None:
+        if self.schedule not in SCHEDULES:
+            raise ValueError(f"TrainConfig.schedule must be one of {SCHEDULES}, got {self.schedule!r}")
+        if not 0 <= self.warmup < max(self.steps, 1):
+            raise ValueError(f"TrainConfig.warmup must be in [0, steps={self.steps}), got {self.warmup}")
+
+    def identity(self) -> dict:
+        """The fields that name a training run (for checkpoint folders): the schedule's fields only
+        when not at their defaults, so runs from before they existed keep their folders."""
+        out = asdict(self)
+        if self.schedule == "constant" and self.warmup == 0:
+            del out["schedule"], out["warmup"]
+        return out
+
+
+SCHEDULES = ("constant", "cosine")
+
+
+def lr_at(cfg: TrainConfig, step: int) -> float:
+    """The learning rate of optimizer step `step` (0-based): a pure function of the step, so a
+    resumed run follows the same schedule as an uninterrupted one."""
+    if cfg.schedule == "constant":
+        return cfg.lr
+    if step < cfg.warmup:
+        return cfg.lr * (step + 1) / cfg.warmup
+    done = (step - cfg.warmup) / max(cfg.steps - cfg.warmup, 1)
+    return cfg.lr * 0.5 * (1 + np.cos(np.pi * min(done, 1.0)))
 
 
 @dataclass
@@ -36,7 +66,7 @@ class TrainResult:
     steps_done: int
     resumed_from: int       # 0 for a fresh run
     seconds: float
-    steps_per_s: float
+    steps_per_s: float      # of this call's steps; or, when nothing was left to train, of the run that trained them
 
 
 def train(model: torch.nn.Module, sample: Callable[[np.random.Generator, int], dict],
@@ -59,13 +89,14 @@ def train(model: torch.nn.Module, sample: Callable[[np.random.Generator, int], d
     ckpt_dir = Path(ckpt_dir)
     ckpt_dir.mkdir(parents=True, exist_ok=True)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    start, history = 0, []
+    start, history, before = 0, [], 0.0
     state_path = ckpt_dir / STATE_FILE
     if state_path.exists():
         state = torch.load(state_path, map_location="cpu", weights_only=False)
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["optimizer"])
         start, history = state["step"], state["history"]
+        before = state.get("train_seconds", 0.0)  # training time of the earlier calls, for the speed report
         torch.set_rng_state(state["torch_rng"])
     model, opt = acc.prepare(model, opt)
     core = acc.unwrap_model(model)
@@ -74,7 +105,8 @@ def train(model: torch.nn.Module, sample: Callable[[np.random.Generator, int], d
         if acc.is_main_process:
             tmp = state_path.with_suffix(".tmp")
             torch.save(dict(model=core.state_dict(), optimizer=opt.state_dict(), step=step,
-                            history=history, torch_rng=torch.get_rng_state(), config=asdict(cfg)), tmp)
+                            history=history, torch_rng=torch.get_rng_state(), config=asdict(cfg),
+                            train_seconds=before + time.perf_counter() - t0), tmp)
             tmp.replace(state_path)  # a crash mid-write never leaves a broken checkpoint
 
     end = cfg.steps if stop_after is None else min(cfg.steps, stop_after)
@@ -85,6 +117,8 @@ def train(model: torch.nn.Module, sample: Callable[[np.random.Generator, int], d
     for step in bar:
         rng = np.random.default_rng([cfg.seed, step, acc.process_index])
         batch = {k: v.to(acc.device) if torch.is_tensor(v) else v for k, v in sample(rng, step).items()}
+        for group in opt.param_groups:
+            group["lr"] = lr_at(cfg, step)
         loss, logs = core.loss(batch)
         opt.zero_grad(set_to_none=True)
         acc.backward(loss)
@@ -102,4 +136,6 @@ def train(model: torch.nn.Module, sample: Callable[[np.random.Generator, int], d
             save(step + 1)
     seconds = time.perf_counter() - t0
     model.eval()
+    if end == start and before:  # nothing left to train: report the speed of the run that did
+        return TrainResult(history, end, start, seconds, end / before)
     return TrainResult(history, end, start, seconds, (end - start) / max(seconds, 1e-9))

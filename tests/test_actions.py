@@ -342,3 +342,29 @@ def test_a_labeller_for_another_embodiment_or_rate_stops_the_stage(tmp_path, che
     with pytest.raises(label.LabelError, match="embodiment 'robot'"):  # the dataset's robot_type speaks for it
         pipeline.label_dataset(_dream_dataset(tmp_path / "d2"), tmp_path / "o", other, None, dreamed=True)
     assert not (tmp_path / "o").exists()  # nothing half-written
+
+
+def test_real_videos_labelled_as_dreams_keep_their_source_and_the_dreams_format(tmp_path, checkpoints,
+                                                                                 expert_episodes):
+    """The -idm policy arms' data: every real episode (64 px, control rate) strided and resized
+    like a dream, chunked labels, predicted states, and the source episode and behaviour kept."""
+    big = [Episode(frames=np.repeat(np.repeat(e.frames, 2, 1), 2, 2), task=e.task, states=e.states,
+                   actions=e.actions, meta=e.meta) for e in expert_episodes]  # the real data's 64 px
+    src, out = tmp_path / "real", tmp_path / "idm_real"
+    data.write_dataset(src, big, fps=10, robot_type="robot", state_names=list(NAMES["state_names"]),
+                       action_names=list(NAMES["action_names"]))
+    summary = pipeline.label_real_as_dreams(src, out, *checkpoints, seed=3)
+    assert summary["episodes"] == 3 and summary["mode"] == "strided" and data.validate_dataset(out) == []
+    ds = data.Dataset(out)
+    assert ds.fps == 2.5 and ds.info["dreamgen"]["action_chunk"] == K and not ds.info["dreamgen"]["dreamed"]
+    assert ds.info["features"]["action"]["names"][:5] == ["vx@0", "vy@0", "wz@0", "grip@0", "vx@1"]
+    for i, real in enumerate(expert_episodes):
+        ep = ds.episode(i)
+        n = len(range(0, len(real), K))
+        assert ep.frames.shape == (n, SIZE, SIZE, 3) and ep.actions.shape == (n, K * 4) and ep.states.shape == (n, 4)
+        assert ep.meta["source_episode"] == i and ep.meta["source_meta"]["behaviour"] == real.meta["behaviour"]
+        assert ep.task == f"{label.RELABEL_TAG} {real.task}"
+    # the same labels as heldout_strided gives the same episode (noise seed = seed + source episode)
+    pipeline.label_dataset(src, tmp_path / "h", checkpoints[0], None, dreamed=False, episodes=[2], seed=3,
+                           force_mode="strided")
+    np.testing.assert_allclose(data.Dataset(tmp_path / "h").episode(0).actions, ds.episode(2).actions, atol=1e-6)

@@ -261,3 +261,135 @@ def test_vlm_judge_on_a_tiny_random_qwen():
     assert a["if_vlm_p"] != b["if_vlm_p"] and a["pa_vlm_p"] == b["pa_vlm_p"]  # only IF reads the instruction
     with pytest.raises(ValueError, match="uint8"):
         judge.judge(video.astype(np.float32), "open the blue drawer")
+
+
+# --------------------------------------------------------------------------- ranking variants (R8)
+
+def test_spread_counts_and_rank_cells_give_each_split_its_prompts():
+    from dreamgen.bench import rank
+
+    assert rank.spread_counts(7, 9) == [2, 2, 1, 1, 1, 1, 1]
+    assert rank.spread_counts(9, 4) == [1, 1, 1, 1, 0, 0, 0, 0, 0]
+    assert rank.spread_counts(0, 5) == []
+    with pytest.raises(ValueError):
+        rank.spread_counts(3, -1)
+    cells = rank.rank_cells({("pick_place", 0)}, list(BEHAVIOURS), list(range(8)), 9)
+    by = {}
+    for c in cells:
+        by.setdefault(c.split, []).append(c)
+    assert {s: sum(c.count for c in v) for s, v in by.items()} == {"seen": 9, "new_behaviour": 9, "unseen_environment": 9}
+    assert [(c.behaviour, c.environment) for c in by["seen"]] == [("pick_place", 0)]
+    assert {c.behaviour for c in by["new_behaviour"]} == set(BEHAVIOURS) - {"pick_place"}
+    assert all(c.environment == 0 for c in by["new_behaviour"])
+    assert sorted(c.environment for c in by["unseen_environment"]) == list(range(1, 8))
+    small = rank.rank_cells({("pick_place", 0)}, list(BEHAVIOURS), list(range(8)), 1)
+    assert [(c.split, c.count) for c in small] == [("seen", 1), ("new_behaviour", 1), ("unseen_environment", 1)]
+    with pytest.raises(ValueError, match="rank_prompts_per_split"):
+        rank.rank_cells({("pick_place", 0)}, list(BEHAVIOURS), [0], 0)
+
+
+def test_trained_pairs_and_variant_folders(tmp_path):
+    from dreamgen.bench import rank
+
+    infos = {"base": dict(kind="base"), "lora": dict(kind="lora", meta=dict(trained_pairs=[["pick_place", 0]])),
+             "full": dict(kind="full", meta=dict(trained_pairs=[("pick_place", 0)]))}
+    assert rank.trained_pairs(infos) == {("pick_place", 0)}
+    with pytest.raises(ValueError, match="disagree"):
+        rank.trained_pairs(infos | {"x": dict(kind="lora", meta=dict(trained_pairs=[["push", 0]]))})
+    with pytest.raises(ValueError, match="at least one fine-tuned"):
+        rank.trained_pairs({"base": dict(kind="base")})
+    assert rank.variant_folder(tmp_path, "exp", "base") is None
+    (tmp_path / "exp" / "lora").mkdir(parents=True)
+    assert rank.variant_folder(tmp_path, "exp", "lora") == tmp_path / "exp" / "lora"
+    with pytest.raises(FileNotFoundError, match="lora-r4-s300.*finetune_world_model"):
+        rank.variant_folder(tmp_path, "exp", "lora-r4-s300")
+
+
+def test_eval_jobs_for_cells_share_initial_states_across_plans():
+    from dreamgen.bench import rank
+    from dreamgen.world_model.dreams import DreamCell
+
+    a = rank.eval_jobs_for_cells([DreamCell("push", 0, "new_behaviour", 1)], 2, 100, "robot")
+    b = rank.eval_jobs_for_cells([DreamCell("pick_place", 0, "seen", 3), DreamCell("push", 0, "new_behaviour", 1)],
+                                 2, 100, "robot")
+    assert len(a) == 2 and len(b) == 4 and b[2:] == a  # a cell's seeds do not depend on the other cells
+    assert len({j.seed for j in b}) == 4
+    with pytest.raises(ValueError):
+        rank.eval_jobs_for_cells([DreamCell("push", 0, "seen", 1)], 0, 100, "robot")
+
+
+def test_filter_mask_and_policy_arm():
+    import pandas as pd
+
+    from dreamgen.bench import rank
+
+    df = pd.DataFrame(dict(pa=[1.0, 0.9, 0.5, 1.0], if_state=[0.0, 1.0, 1.0, 1.0]))
+    assert rank.filter_mask(df, 0.9, False).tolist() == [True, True, False, True]
+    assert rank.filter_mask(df, 0.9, True).tolist() == [False, True, False, True]
+    assert rank.filter_mask(df, 0.0, False).all()
+    with pytest.raises(ValueError):
+        rank.filter_mask(df, 1.5, False)
+    assert rank.policy_arm(27) == "gr00t-r0-n27-s0"
+    with pytest.raises(ValueError):
+        rank.policy_arm(0)
+
+
+def test_variant_and_split_tables():
+    import pandas as pd
+
+    from dreamgen.bench import rank
+
+    scores = pd.DataFrame(dict(variant=["b", "b", "a", "a"], split=["unseen_environment", "seen", "seen", "seen"],
+                               if_state=[0.0, 1.0, 1.0, 1.0], if_classifier=[0.2, 0.4, 0.6, 0.8], pa=[0.5, 1.0, 1.0, 0.0]))
+    eps = pd.DataFrame(dict(variant=["a", "a", "a", "b", "b", "b"], success=[True, False, False, False, False, False]))
+    t = rank.variant_table(scores, eps)
+    assert t.variant.tolist() == ["b", "a"]  # order of first appearance
+    b, a = t.iloc[0], t.iloc[1]
+    assert b.if_state == 0.5 and b.pa == 0.75 and b.bench == pytest.approx(0.625) and b.success == 0
+    assert a.successes == 1 and a.episodes == 3 and a.success == pytest.approx(1 / 3)
+    assert a.ci_lo < 1 / 3 < a.ci_hi
+    s = rank.split_table(scores)
+    assert list(zip(s.variant, s.split)) == [("b", "seen"), ("b", "unseen_environment"), ("a", "seen")]
+    assert s.videos.tolist() == [1, 1, 2]
+
+
+def test_correlation_report_is_nan_with_a_reason_when_success_is_constant():
+    import json
+
+    from dreamgen.bench import rank
+
+    ok = correlation.correlation_report([0.1, 0.2, 0.3, 0.5, 0.4], [0.0, 0.1, 0.2, 0.4, 0.3], n_boot=200)
+    assert ok["defined"] and ok["pearson"] > 0.95 and ok["spearman"] == pytest.approx(1.0) and ok["reason"] == ""
+    assert ok["pearson_ci"][0] <= ok["pearson"] <= ok["pearson_ci"][1]
+    bad = correlation.correlation_report([0.1, 0.2, 0.3, 0.5, 0.4], [0.0] * 5)
+    assert not bad["defined"] and np.isnan(bad["pearson"]) and np.isnan(bad["spearman"]) and "constant" in bad["reason"]
+    assert not correlation.correlation_report([0.1, 0.2], [0.0, 1.0])["defined"]  # too few variants
+    with pytest.raises(ValueError):
+        correlation.correlation_report([0.1, 0.2, 0.3], [0.0, 1.0])  # mismatched lengths are a bug, not NaN
+    safe = rank.json_safe(dict(c=bad, x=[np.float32(1.5), float("inf")]))
+    assert safe["c"]["pearson"] is None and safe["c"]["pearson_ci"] == [None, None] and safe["x"] == [1.5, None]
+    json.dumps(safe, allow_nan=False)
+
+
+def test_predicates_read_occluded_fixtures_from_the_first_frame():
+    """An object on its bowl hides the bowl in the last frame: the bowl's presence and position
+    are read where nothing covers them (the first frame); a bowl absent from both frames fails."""
+    first, last = np.zeros(state.DIM, np.float32), np.zeros(state.DIM, np.float32)
+    for s in (first, last):
+        s[state.idx("red", "obj")] = 1
+    first[state.idx("blue", "zone")] = 1
+    first[state.idx("blue", "zone_x")], first[state.idx("blue", "zone_y")] = 0.5, 0.5
+    first[state.idx("red", "obj_x")], first[state.idx("red", "obj_y")] = 0.2, 0.2
+    last[state.idx("red", "obj_x")], last[state.idx("red", "obj_y")] = 0.51, 0.49  # in the bowl; bowl unseen now
+    task = "put the red cube in the blue bowl"
+    assert state.instruction_success("pick_place", task, first, last)
+    assert not state.instruction_success("pick_place", task, first, first)  # not moved there
+    no_bowl = first.copy()
+    no_bowl[state.idx("blue", "zone")] = 0
+    assert not state.instruction_success("pick_place", task, no_bowl, last)
+    btn0, btn1 = np.zeros(state.DIM, np.float32), np.zeros(state.DIM, np.float32)
+    btn0[state.idx("green", "button")] = 1
+    btn1[state.idx("green", "button_pressed")] = 1  # pressed: its look changed, presence missed
+    assert state.instruction_success("press_button", "press the green button", btn0, btn1)
+    assert not state.instruction_success("press_button", "press the green button", np.zeros(state.DIM), btn1)
+

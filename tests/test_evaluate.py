@@ -81,3 +81,48 @@ def test_r1_r2_tables_from_arm_rows():
     assert r1.delta.tolist() == pytest.approx([0.3, 0.2])
     r2 = ev.r2_points(pooled.reset_index(), r2_real=10)
     assert r2.neural.tolist() == [30, 100]
+
+
+def test_seeds_are_averaged_with_a_pooled_interval_and_listed():
+    rates = {"gr00t-r10-n0-s0": 2, "gr00t-r10-n0-s1": 6, "gr00t-r10-n100-s0": 5, "gr00t-r10-n100-s1": 5}
+    rows = [dict(arm=a, success=i < k) for a, k in rates.items() for i in range(10)]
+    rows += [dict(arm="gr00t-r10-n0-s2", success=i < 2) for i in range(20)]  # a seed that played more episodes
+    pooled = ev.pool_seeds(ev.arm_table(rows)).set_index("config")
+    gt = pooled.loc["gr00t-r10-n0"]
+    assert gt.seeds == 3 and gt.episodes == 40 and gt.successes == 10 and gt.per_seed == "s0 0.20, s1 0.60, s2 0.10"
+    assert gt.success == pytest.approx(0.3) and gt.pooled_success == 0.25  # mean over seeds, not over episodes
+    assert (gt.ci_lo, gt.ci_hi) == pytest.approx(ev.wilson_interval(10, 40))
+    r1 = ev.r1_table(pooled.reset_index(), r1_neural=100)
+    assert r1.seeds.tolist() == [2] and r1.gt_neural_per_seed.tolist() == ["s0 0.50, s1 0.50"]
+    assert r1.delta.tolist() == pytest.approx([0.2]) and np.isnan(r1.idm_real[0])
+
+
+def test_idm_arms_form_the_sanity_rows_and_stay_out_of_r1_and_r2():
+    rates = {"gr00t-r10-n0-s0": 4, "gr00t-r10-n0-s0-idm": 1, "gr00t-r10-n0-s1-idm": 3, "gr00t-r10-n100-s0": 5,
+             "gr00t-r10-n100-s0-idm": 9, "gr00t-r10-n25-s0": 3}
+    rows = [dict(arm=a, success=i < k) for a, k in rates.items() for i in range(10)]
+    arms = ev.arm_table(rows)
+    pooled = ev.pool_seeds(arms)
+    idm = pooled.set_index("config").loc["gr00t-r10-n0-idm"]
+    assert idm.idm and idm.seeds == 2 and idm.success == pytest.approx(0.2)
+    r1 = ev.r1_table(pooled, r1_neural=100)
+    assert len(r1) == 1 and r1["gt"][0] == 0.4 and r1.gt_neural[0] == 0.5 and r1.idm_real[0] == pytest.approx(0.2)
+    assert ev.r2_points(pooled, 10).config.tolist() == ["gr00t-r10-n25", "gr00t-r10-n100"]
+    assert ev.r2_seed_points(arms, 10).arm.tolist() == ["gr00t-r10-n25-s0", "gr00t-r10-n100-s0"]
+    sanity = ev.sanity_table(pooled, dict(successes=9, episodes=10))
+    assert sanity.row.tolist() == ["expert (upper bound)", "GT r10", "IDM-labelled real (r10)",
+                                   "GT r10 + 100 neural", "IDM-labelled real (r10) + 100 neural"]
+    assert sanity.success.tolist() == pytest.approx([0.9, 0.4, 0.2, 0.5, 0.9])
+    assert sanity.per_seed[2] == "s0 0.10, s1 0.30"
+    assert ev.sanity_table(pooled[~pooled.idm], dict(successes=9, episodes=10)).row.tolist() == ["expert (upper bound)"]
+
+
+def test_r2_fit_uses_every_seed_point():
+    rates = {"dp-r10-n25-s0": 2, "dp-r10-n100-s0": 4, "dp-r10-n100-s1": 6, "dp-r10-n400-s0": 8, "gr00t-r10-n25-s0": 1}
+    rows = [dict(arm=a, success=i < k) for a, k in rates.items() for i in range(10)]
+    points = ev.r2_seed_points(ev.arm_table(rows), r2_real=10)
+    fits = ev.r2_fits(points)
+    assert set(fits) == {"dp"}  # gr00t has a single count: no fit
+    assert fits["dp"]["points"] == 4 and fits["dp"]["seeds"] == {25: 1, 100: 2, 400: 1}
+    want = ev.loglinear_fit([25, 100, 100, 400], [0.2, 0.4, 0.6, 0.8])
+    assert fits["dp"]["slope"] == pytest.approx(want["slope"]) and fits["dp"]["r2"] == pytest.approx(want["r2"])

@@ -152,7 +152,25 @@ def test_labelled_heldout_datasets(repo):
     assert data.Dataset(full).fps == 10 and data.Dataset(full).episode(0).actions.shape[1] == 4
     assert data.Dataset(strided).fps == 2.5 and data.Dataset(strided).episode(0).actions.shape[1] == 16
     m = json.loads((repo / "reports/metrics/label.json").read_text())
-    assert m["frames_per_s"] > 0 and set(m["gap"]) == {"heldout_full", "heldout_strided"}
+    assert m["frames_per_s"] > 0 and set(m["gap"]) == {"heldout_full", "heldout_strided", "idm_real"}
+
+
+def test_idm_labelled_real_dataset_for_the_idm_arms(repo):
+    """Every real co-training episode, labelled by the IDM the way dreams are (label.idm_real_path)."""
+    import yaml
+
+    path = yaml.safe_load((repo / "params.yaml").read_text())["label"]["idm_real_path"]
+    real = data.Dataset(repo / "data/datasets/robot_cotrain")
+    assert data.validate_dataset(repo / path) == []
+    ds = data.Dataset(repo / path)
+    assert ds.num_episodes == real.num_episodes and ds.fps == 2.5
+    assert ds.info["dreamgen"]["label_mode"] == "strided" and ds.info["dreamgen"]["action_chunk"] == 4
+    assert all(t.startswith("<RELABEL> ") for t in ds.tasks)
+    for i in (0, ds.num_episodes - 1):
+        ep, src = ds.episode(i), real.episode(i)
+        assert ep.meta["source_episode"] == i and ep.meta["source_meta"]["behaviour"] == src.meta["behaviour"]
+        assert ep.frames.shape == (len(range(0, len(src), 4)), 16, 16, 3)  # strided, at the IDM's size
+        assert ep.actions.shape == (len(ep), 16) and ep.states.shape == (len(ep), 4)
 
 
 def test_finetuned_variants_load_and_report_quality(repo):
@@ -160,7 +178,7 @@ def test_finetuned_variants_load_and_report_quality(repo):
 
     m = json.loads((repo / "reports/metrics/finetune_world_model.json").read_text())
     assert set(m["quality"]) == {"cotrain/base", "cotrain/lora", "pickplace_env0/base", "pickplace_env0/lora",
-                                 "pickplace_env0/full"}
+                                 "pickplace_env0/full", "pickplace_env0/lora-r4-s300", "pickplace_env0/lora-r16-s100"}
     for q in m["quality"].values():
         assert 0 <= q["mae_dream"] <= 255 and 0 <= q["look"] <= 1 and q["fid_idm"] >= 0 and q["clips"] >= 1
     assert m["train"]["cotrain/lora"]["steps"] == 6
@@ -170,6 +188,9 @@ def test_finetuned_variants_load_and_report_quality(repo):
     assert info["kind"] == "lora" and info["meta"]["trained_pairs"] == [["pick_place", 0]]
     pipe, info = variants.load_variant(root / "base", root / "finetuned/pickplace_env0/full")
     assert info["kind"] == "full"
+    for name, (rank, steps) in (("lora-r4-s300", (4, 300)), ("lora-r16-s100", (16, 100))):  # the bench ranking's
+        pipe, info = variants.load_variant(root / "base", root / f"finetuned/pickplace_env0/{name}")
+        assert info["kind"] == "lora" and info["rank"] == rank and m["train"][f"pickplace_env0/{name}"]["steps"] == steps
 
 
 def test_dreams_and_their_neural_trajectories(repo):
@@ -206,14 +227,69 @@ def test_policies_per_arm_and_their_evaluation(repo):
 
     arms = yaml.safe_load((repo / "params.yaml").read_text())["train_policy"]["arms"]
     assert len(arms) >= 3
+    from dreamgen.policy.config import load_config
+    from dreamgen.policy.windows import parse_arm
+
+    assert any(a.endswith("-idm") for a in arms) and any("-s1" in a for a in arms)
     for arm in arms:
         m = json.loads((repo / f"reports/metrics/train_policy/{arm}.json").read_text())
         assert m["arm"] == arm and m["train"]["steps"] == 10 and m["parameters"] > 0
         assert (m["real_windows"] > 0) == (m["real_per_behaviour"] > 0)
-        assert m["neural_windows"] > 0  # every smoke arm reads the labelled dreams
+        assert (m["neural_windows"] > 0) == (m["neural_trajectories"] > 0)
+        assert m["idm_labelled_real"] == arm.endswith("-idm")
         assert (repo / f"reports/notebooks/10_train_policy/{arm}.html").is_file()
+    for arm in (a for a in arms if a.endswith("-idm")):  # the same real episodes, as IDM labels
+        extra = load_config(repo / f"data/models/policies/{arm}").extra
+        twin = load_config(repo / f"data/models/policies/{arm[:-len('-idm')]}").extra
+        assert extra["idm"] and extra["idm_real_dataset"].endswith("idm_real_cotrain")
+        assert extra["real_episodes"] == twin["real_episodes"] and extra["real_windows"] < twin["real_windows"]
     ev = json.loads((repo / "reports/metrics/evaluate.json").read_text())
     assert ev["expert"]["success"] >= 0.5 and ev["expert"]["episodes"] == 2  # 2 behaviours x 1 episode
-    assert set(ev["arms"]) == {a.replace("-s0", "", 1) for a in arms}  # seeds pooled per configuration
+    assert set(ev["arms"]) == {parse_arm(a).config for a in arms}  # seeds pooled per configuration
     for row in ev["arms"].values():
         assert 0 <= row["success"] <= 1 and row["ci"][0] <= row["success"] <= row["ci"][1]
+    assert ev["arms"]["gr00t-r1-n4"]["seeds"] == 2 and ev["arms"]["gr00t-r1-n4"]["episodes"] == 4
+    # rows name their family when the arms have several (smoke: dp and gr00t)
+    assert [r["row"] for r in ev["sanity"]] == ["expert (upper bound)", "gr00t: GT r1", "gr00t: IDM-labelled real (r1)"]
+    (r1,) = ev["r1"]
+    assert r1["real_per_behaviour"] == 1 and r1["gt_neural_per_seed"].count("s") == 2 and r1["idm_real"] is not None
+    assert (repo / "reports/tables/evaluate/r1_sanity.md").is_file()
+    assert (repo / "reports/figures/evaluate/r1_cotraining.png").is_file()
+
+
+def test_bench_ranks_variants_and_correlates_with_policy_success(repo):
+    import math
+
+    import yaml
+
+    p = yaml.safe_load((repo / "params.yaml").read_text())["bench"]
+    m = json.loads((repo / "reports/metrics/bench.json").read_text())["rank"]
+    variants = p["rank_variants"]
+    assert len(variants) >= 5 and m["experiment"] == p["rank_experiment"]
+    assert [r["variant"] for r in m["variants"]] == variants
+    n_prompts = 3 * p["rank_prompts_per_split"]  # one split each: seen, new behaviour, unseen environment
+    assert m["prompts"] == n_prompts
+    for r in m["variants"]:
+        assert r["videos"] == n_prompts and r["episodes"] == m["eval_episodes_per_policy"] == 3
+        assert 0 <= r["if_state"] <= 1 and 0 <= r["pa"] <= 1 and 0 <= r["success"] <= 1
+        assert r["bench"] == pytest.approx((r["if_state"] + r["pa"]) / 2)
+    assert {(r["variant"], r["split"]) for r in m["by_split"]} == {
+        (v, s) for v in variants for s in ("seen", "new_behaviour", "unseen_environment")}
+    for name in ("if_state", "if_classifier", "pa", "bench"):
+        c = m["correlation"][name]
+        assert c["n"] == len(variants)
+        if c["defined"]:
+            assert -1 <= c["pearson"] <= 1 and -1 <= c["spearman"] <= 1
+        else:  # undefined is reported as such, never as a number
+            assert c["pearson"] is None and c["spearman"] is None and c["reason"]
+    f = m["filter"]
+    assert f["variant"] == p["filter_variant"] and f["kept"] == f["total"] == n_prompts  # smoke keeps everything
+    assert f["filtered"]["episodes"] == f["unfiltered"]["episodes"]
+    for v in variants + [f"{p['filter_variant']}-filtered"]:
+        neural = data.Dataset(repo / p["rank_dir"] / "neural" / v)
+        assert data.validate_dataset(neural.root) == [] and all(t.startswith("<DREAM> ") for t in neural.tasks)
+        assert (repo / p["rank_dir"] / "policies" / v / "policy.json").is_file()
+    for t in ("rank_by_split", "rank_variants", "rank_correlation"):
+        assert (repo / "reports/tables/bench" / f"{t}.csv").is_file(), t
+    assert (repo / "reports/figures/bench/rank_correlation.png").is_file()
+    assert not math.isnan(m["seconds"])

@@ -281,3 +281,78 @@ def test_runner_refuses_an_arm_not_in_the_arms_list(root, tmp_path, capsys):
     assert run_stage("train_policy", tmp_path / "params.yaml", tmp_path, arm="dp-r9-n9-s9") == 2
     assert "arm 'dp-r9-n9-s9' is not in train_policy.arms" in capsys.readouterr().err
     assert not (tmp_path / "reports").exists()
+
+
+# --------------------------------------------------------------------------- -idm: IDM-labelled real demos
+
+def test_idm_suffix_parses_and_bad_combinations_are_refused():
+    a = W.parse_arm("gr00t-r10-n0-s1-idm")
+    assert a.idm and not a.latent and a.real_per_behaviour == 10 and a.seed == 1 and a.ratio(0.5) == 0.0
+    assert a.config == "gr00t-r10-n0-idm" and W.parse_arm("gr00t-r10-n0-s1").config == "gr00t-r10-n0"
+    assert W.parse_arm("dp-r3-n50-s0-idm").ratio(0.5) == 0.5   # IDM-labelled real + neural, co-trained
+    for bad, words in [("gr00t-r3-n50-s0-lam-idm", "-lam and -idm together"),
+                       ("gr00t-r3-n50-s0-idm-lam", "together"), ("gr00t-r0-n50-s0-idm", "r is 0"),
+                       ("gr00t-r3-n0-s0-foo", "unknown suffix '-foo'")]:
+        with pytest.raises(PolicyError, match=words):
+            W.parse_arm(bad)
+
+
+def test_labelled_indices_follow_the_source_episodes():
+    metas = [dict(source_dataset="/d/real", source_episode=i, source_meta=dict(behaviour="push")) for i in (4, 0, 2)]
+    assert W.labelled_indices(metas, [0, 2, 4], "/d/real", "idm") == [1, 2, 0]
+    with pytest.raises(PolicyError, match=r"episodes \[3\] .* not labelled"):
+        W.labelled_indices(metas, [0, 3], "/d/real", "idm")
+    with pytest.raises(PolicyError, match="not from the arm's real dataset /d/other"):
+        W.labelled_indices(metas, [0], "/d/other", "idm")
+
+
+@pytest.fixture(scope="module")
+def idm_real(datasets, tmp_path_factory):
+    """The real test dataset labelled by a tiny untrained IDM, as the label stage does it."""
+    from dreamgen.actions import idm, pipeline as label_pipeline
+
+    root = tmp_path_factory.mktemp("idm_real")
+    torch.manual_seed(0)
+    model = idm.InverseDynamics(idm.IDMConfig(embodiment="robot", image_size=16, frame_stride=4, control_fps=10,
+                                              width=16, flow_steps=2, action_names=ACT, state_names=STATE))
+    idm.save_idm(model.eval(), root / "idm")
+    # the IDM takes 16 px, so the 32 px test frames are resized for it, as the real 64 px ones are
+    label_pipeline.label_real_as_dreams(str(datasets[0]), root / "labels", root / "idm")
+    return root / "labels"
+
+
+def test_idm_arm_trains_on_the_labels_of_the_same_real_episodes(datasets, idm_real):
+    real, neural = datasets
+    gt = pipeline.prepare_arm(W.parse_arm("dp-r1-n0-s0"), tiny_cfg(), str(real), str(neural), 0.5, False)
+    d = pipeline.prepare_arm(W.parse_arm("dp-r1-n0-s0-idm"), tiny_cfg(), str(real), str(neural), 0.5, False,
+                             idm_real_path=str(idm_real))
+    assert d.real_episodes == gt.real_episodes == [0, 2, 4] and d.ratio == 0.0 and d.neural is None
+    labels = data.Dataset(idm_real)
+    assert [labels.episodes_meta[j]["source_episode"] for j in d.idm_episodes] == d.real_episodes
+    # 12 control steps strided by 4 -> 3 frames -> 2 windows per episode, each chunk 2 labelled rows of 4 actions
+    assert len(d.real) == 3 * 2 and d.real.images.shape[1:] == (16, 16, 3)
+    first = labels.episode(d.idm_episodes[0])
+    np.testing.assert_allclose(d.real.actions[0][:4], first.actions[0].reshape(4, 4), atol=1e-6)
+    np.testing.assert_allclose(d.real.states[0], first.states[0], atol=1e-6)
+    assert not np.allclose(d.real.actions[0][:4], gt.real.actions[0][:4])  # IDM labels, not the true actions
+    assert d.real.action_mask[0].tolist() == [1] * 8 and d.real.action_mask[1].tolist() == [1] * 4 + [0] * 4
+    assert d.real.texts == gt.real.texts == ["push the block"]  # the <RELABEL> tag is stripped
+    masked = pipeline.prepare_arm(W.parse_arm("dp-r1-n2-s0-idm"), tiny_cfg(), str(real), str(neural), 0.5, True,
+                                  idm_real_path=str(idm_real))
+    assert masked.real.state_mask.max() == 0 and masked.ratio == 0.5 and len(masked.neural_episodes) == 2
+
+
+def test_idm_arm_without_or_with_foreign_labels_is_refused(datasets, idm_real, tmp_path):
+    real, neural = datasets
+    arm = W.parse_arm("dp-r1-n0-s0-idm")
+    with pytest.raises(PolicyError, match="train_policy.idm_real_dataset_path"):
+        pipeline.prepare_arm(arm, tiny_cfg(), str(real), str(neural), 0.5, False, idm_real_path=str(tmp_path / "no"))
+    other = real_dataset(tmp_path / "other")
+    with pytest.raises(PolicyError, match="label.heldout_dataset_path"):
+        pipeline.prepare_arm(arm, tiny_cfg(), str(other), str(neural), 0.5, False, idm_real_path=str(idm_real))
+    from dreamgen.actions import pipeline as label_pipeline
+
+    label_pipeline.label_dataset(str(real), tmp_path / "part", idm_real.parent / "idm", None, dreamed=False,
+                                 episodes=[0, 1], force_mode="strided")
+    with pytest.raises(PolicyError, match=r"episodes \[2, 4\] .* not labelled"):
+        pipeline.prepare_arm(arm, tiny_cfg(), str(real), str(neural), 0.5, False, idm_real_path=str(tmp_path / "part"))

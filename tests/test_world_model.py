@@ -152,6 +152,8 @@ def test_snapshots_over_training_survive_resume(text, bank, tmp_path):
     assert sorted(snaps) == [2, 4] and [h["step"] for h in res.history] == [2, 4]
     _, again = fit(new_pipe(text), bank, cfg, tmp_path, batch_size=2, sample_every=2, snapshot=lambda s: 1 / 0)
     assert sorted(again) == [2, 4]  # nothing left to train: no new snapshot was drawn
+    resumed, _ = fit(new_pipe(text), bank, cfg, tmp_path, batch_size=2)
+    assert resumed.resumed_from == 4 and resumed.steps_per_s == pytest.approx(res.steps_per_s, rel=0.5)
 
 
 def test_latent_path_with_a_vae(text, bank, tmp_path):
@@ -336,3 +338,63 @@ def test_chained_dreams_start_where_the_last_segment_ended(text, bank):
     assert eps[1].meta["seed"] == 13 and eps[0].meta["segments"] == 3 and eps[0].meta["adapter"] == "x"
     with pytest.raises(ValueError, match="segments"):
         dream_episodes(pipe, refs, {}, 1.0, 2, 0, segments=0)
+
+
+def test_cosine_schedule_warms_up_decays_to_zero_and_resumes_on_schedule():
+    from dreamgen.training import lr_at
+
+    cfg = TrainConfig(steps=100, lr=1.0, seed=0, ckpt_every=10, schedule="cosine", warmup=10)
+    lrs = np.array([lr_at(cfg, s) for s in range(100)])
+    assert lrs[0] == pytest.approx(0.1) and lrs[9] == pytest.approx(1.0)
+    assert np.all(np.diff(lrs[10:]) <= 0) and lrs[-1] < 0.01 and lrs[55] == pytest.approx(0.5, abs=0.02)
+    assert lr_at(TrainConfig(steps=100, lr=0.3, seed=0, ckpt_every=10), 77) == 0.3
+    with pytest.raises(ValueError, match="schedule"):
+        TrainConfig(steps=10, lr=1.0, seed=0, ckpt_every=1, schedule="linear")
+    with pytest.raises(ValueError, match="warmup"):
+        TrainConfig(steps=10, lr=1.0, seed=0, ckpt_every=1, schedule="cosine", warmup=10)
+
+
+def test_motion_weights_mark_only_changing_pixels():
+    from dreamgen.world_model.model import motion_weights
+
+    clip = torch.as_tensor(square_episode("right", length=4)).permute(3, 0, 1, 2)[None].float() / 127.5 - 1
+    w = motion_weights(clip, 4.0)  # (1, 1, T, S, S)
+    assert w.shape == (1, 1, 4, 16, 16) and set(w.unique().tolist()) == {1.0, 5.0}
+    assert (w[:, :, 0] == 1).all()  # the first frame never differs from itself
+    moved = (clip - clip[:, :, :1]).abs().amax(1) > 0.1
+    assert ((w[:, 0] == 5) == moved).all() and moved[0, 3].sum() > 0
+    with pytest.raises(ValueError, match="motion_weight"):
+        FlowMatchingVideoModel(None, motion_weight=-1)
+
+
+def test_motion_weight_changes_the_loss_and_fine_tunes_inherit_the_recipe(text, bank, tmp_path, monkeypatch):
+    import importlib
+
+    from dreamgen.world_model import variants
+
+    pipe = new_pipe(text, train_shift=1.0, motion_weight=4.0)
+    assert pipe.training_recipe == dict(shift=1.0, motion_weight=4.0)
+    assert new_pipe(text).training_recipe == dict(shift=3.0, motion_weight=0.0)  # older models: the sampler's shift
+    batch = make_sampler(pipe, bank, 4, 0.0, 1.0)(np.random.default_rng(0), 0)
+    plain = FlowMatchingVideoModel(pipe.transformer).loss(batch)[0]
+    weighted = FlowMatchingVideoModel(pipe.transformer, motion_weight=4.0).loss(batch)[0]
+    assert not torch.isclose(plain, weighted)
+    pipe.save_pretrained(tmp_path / "base")
+    assert load_pipeline(tmp_path / "base").training_recipe == dict(shift=1.0, motion_weight=4.0)
+    seen = {}
+    fit_mod = importlib.import_module("dreamgen.world_model.fit")  # the module, not the function it exports
+    real = fit_mod.make_sampler
+    monkeypatch.setattr(fit_mod, "make_sampler",
+                        lambda p, b, bs, pd, shift: seen.setdefault("shift", shift) and real(p, b, bs, pd, shift))
+    variants.finetune(tmp_path / "base", "lora", bank, TrainConfig(steps=1, lr=1e-3, seed=0, ckpt_every=5),
+                      tmp_path / "ckpt", batch_size=2, p_drop_text=0.0, rank=2)
+    assert seen["shift"] == 1.0
+
+
+def test_extra_lora_names_parse_or_fail_clearly():
+    from dreamgen.world_model.variants import parse_extra_lora
+
+    assert parse_extra_lora("lora-r4-s300") == (4, 300)
+    for bad in ("lora-4-300", "lora-r0-s10", "full", "lora-r4-s300x"):
+        with pytest.raises(ValueError, match="lora-r<rank>-s<steps>"):
+            parse_extra_lora(bad)

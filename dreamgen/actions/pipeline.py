@@ -186,6 +186,24 @@ def label_dataset(src, out, idm_dir, lam_dir: str | None, dreamed: bool, episode
     return summary
 
 
+def label_real_as_dreams(src, out, idm_dir, lam_dir: str | None = None, seed: int = 0, accelerator=None) -> dict:
+    """Every episode of the real dataset `src`, labelled by the IDM exactly as dreams are, to `out`.
+
+    The data of the policies' `-idm` sanity arms (a policy trained on IDM-labelled real videos
+    shows what labelling alone costs): frames frame_stride control steps apart, resized to the
+    IDM's image size, one flattened chunk of k actions per row (strided mode), predicted
+    states, tasks tagged <RELABEL>; each episode's meta keeps source_episode and source_meta
+    (behaviour, seed), so a policy arm can pick the very episodes its GT twin trains on.
+    Whole episodes, not cut to a dream's clip length: a real episode (about 30 control steps,
+    8 strided frames) is shorter than a dream clip anyway, and the -idm arm must see the same
+    span of each episode as the GT arm, so that labels (and striding) are the only difference.
+    Labels match `heldout_strided`'s for the same episode (the noise seed is seed + episode).
+    Returns label_dataset's summary.
+    """
+    return label_dataset(src, out, idm_dir, lam_dir, dreamed=False, episodes=None, seed=seed,
+                         accelerator=accelerator, force_mode="strided")
+
+
 def _main(argv=None) -> int:
     """Label one dataset from the command line, sharded over processes:
 

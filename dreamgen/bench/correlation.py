@@ -48,3 +48,21 @@ def bench_policy_correlation(bench, success, n_boot: int = 2000, seed: int = 0, 
         out[name] = f(x, y)
         out[f"{name}_ci"] = (float(np.nanquantile(b, a)), float(np.nanquantile(b, 1 - a))) if len(b) else (np.nan, np.nan)
     return out
+
+
+def correlation_report(bench, success, n_boot: int = 2000, seed: int = 0, level: float = 0.95) -> dict:
+    """bench_policy_correlation, or NaNs and the reason when the correlation is undefined.
+
+    Undefined (never faked): fewer than 3 variants, a non-finite value, or bench or success
+    constant across variants (e.g. every policy failed every episode). Returns the same keys
+    as bench_policy_correlation plus `defined` (bool) and `reason` (str, empty when defined).
+    """
+    x, y = np.asarray(bench, float), np.asarray(success, float)
+    try:
+        return bench_policy_correlation(x, y, n_boot, seed, level) | dict(defined=True, reason="")
+    except ValueError as err:
+        if x.shape != y.shape or x.ndim != 1:
+            raise
+        nan = float("nan")
+        return dict(n=int(len(x)), boot_skipped=0, level=level, pearson=nan, spearman=nan,
+                    pearson_ci=(nan, nan), spearman_ci=(nan, nan), defined=False, reason=str(err))

@@ -112,10 +112,23 @@ def _present(s, c, kind) -> bool:
     return _get(s, f"{c}.{kind}") > 0.5
 
 
-def _in_zone(s, c_obj, c_zone, shape: str, half: float, margin: float) -> bool:
-    if not (_present(s, c_obj, "obj") and _present(s, c_zone, "zone")):
+def _seen(first, last, c, kind) -> bool:
+    """Present in the first or the last frame. In the success state an object sits on its zone
+    (or a button is pressed) and at 32x32 their colours blend: the estimator then misses one of
+    them in the last frame, though it saw both clearly in the first (measured: this was most
+    of the state judge's misses on clean clips). Things that vanish are PA's business."""
+    return _present(first, c, kind) or _present(last, c, kind)
+
+
+def _in_zone(s, c_obj, c_zone, shape: str, half: float, margin: float, first=None) -> bool:
+    """Object `c_obj` inside zone `c_zone` in state s. With `first` (the clip's first state),
+    presence counts in either frame and the zone's position is read in the first frame, where
+    nothing covers it (zones are fixtures: they never move)."""
+    ref = s if first is None else first
+    seen = (lambda c, k: _present(s, c, k)) if first is None else (lambda c, k: _seen(first, s, c, k))
+    if not (seen(c_obj, "obj") and seen(c_zone, "zone")):
         return False
-    d = _xy(s, c_obj, "obj") - _xy(s, c_zone, "zone")
+    d = _xy(s, c_obj, "obj") - _xy(ref, c_zone, "zone")
     if shape == "round":
         return float(np.hypot(*d)) <= half - margin
     return bool(np.all(np.abs(d) <= half - margin))
@@ -142,26 +155,26 @@ def instruction_success(behaviour: str, instruction: str, first: np.ndarray, las
     if len(cs) < need:
         raise ValueError(f"{behaviour}: instruction {instruction!r} names {len(cs)} colours, needs {need}")
     if behaviour == "pick_place":
-        return free and _in_zone(last, cs[0], cs[1], "round", 10.0, 3.0)
+        return free and _in_zone(last, cs[0], cs[1], "round", 10.0, 3.0, first)
     if behaviour == "push":
-        return free and _in_zone(last, cs[0], cs[1], "square", 8.0, 3.0)
+        return free and _in_zone(last, cs[0], cs[1], "square", 8.0, 3.0, first)
     if behaviour == "open_drawer":
         return free and _get(last, "drawer") > 0.5 and _get(last, "drawer_ext") >= 0.75
     if behaviour == "close_drawer":
         return free and _get(last, "drawer") > 0.5 and _get(last, "drawer_ext") <= 0.15
     if behaviour == "press_button":
-        return _present(last, cs[0], "button") and _get(last, f"{cs[0]}.button_pressed") > 0.5
+        return _seen(first, last, cs[0], "button") and _get(last, f"{cs[0]}.button_pressed") > 0.5
     if behaviour == "rotate":
         c = cs[0]
-        if not (_present(first, c, "obj") and _present(last, c, "obj")):
+        if not _seen(first, last, c, "obj"):
             return False
         d2 = (_angle2(last, c) - _angle2(first, c) + np.pi) % (2 * np.pi) - np.pi
         return free and abs(abs(d2) / 2 - np.pi / 2) < 0.35
     if behaviour == "stack":
-        return free and _present(last, cs[0], "obj") and _get(last, f"{cs[0]}.obj_stacked") > 0.5
+        return free and _seen(first, last, cs[0], "obj") and _get(last, f"{cs[0]}.obj_stacked") > 0.5
     if behaviour == "sweep":
         return free and _get(last, "beads") > 0.5 and _get(last, "beads_in") > 5 / 6  # all three beads in
     if behaviour == "sort":
-        mats = [c for c in COLOUR_NAMES if _present(last, c, "zone")]
-        return free and bool(mats) and all(_in_zone(last, c, c, "box", 9.0, 2.0) for c in mats)
+        mats = [c for c in COLOUR_NAMES if _present(first, c, "zone")]  # mats are fixtures: read unoccluded
+        return free and bool(mats) and all(_in_zone(last, c, c, "box", 9.0, 2.0, first) for c in mats)
     return _get(last, "stain") > 0.5 and _get(last, "stain_left") <= 0.1  # wipe

@@ -25,12 +25,16 @@ class ArmData:
     real_episodes: list[int]
     neural_episodes: list[int]
     latent: bool = False           # latent-action path: neural windows (with codes) only pretrain
+    idm_episodes: list[int] | None = None  # -idm arm: the real episodes' indices in the IDM-labelled dataset
 
 
 def prepare_arm(arm: W.Arm, cfg: PolicyConfig, real_path: str, neural_path: str, ratio: float,
-                mask_neural_state: bool) -> ArmData:
+                mask_neural_state: bool, idm_real_path: str | None = None) -> ArmData:
     """Select, check and window the arm's real and neural episodes. Raises PolicyError (before any
-    training) on a layout that does not fit `cfg`, too few episodes or a bad ratio."""
+    training) on a layout that does not fit `cfg`, too few episodes or a bad ratio.
+
+    An -idm arm selects the same real episodes as its twin without the suffix, then takes their
+    windows from `idm_real_path` (the IDM's labels, strided like dreams) instead of real_path."""
     eff = arm.ratio(ratio)
     real_idx, neural_idx, real, neural, rt, nt = [], [], None, None, None, None
     ds = data.Dataset(real_path)
@@ -41,7 +45,15 @@ def prepare_arm(arm: W.Arm, cfg: PolicyConfig, real_path: str, neural_path: str,
     if arm.real_per_behaviour:
         real_idx = W.spread_select([W.behaviour_of(m) for m in ds.episodes_meta], per_behaviour=arm.real_per_behaviour,
                                    where=real_path)
-    real = W.load_windows(real_path, real_idx, cfg.chunk, cfg.image_size, layout)
+    idm_idx = None
+    if arm.idm:
+        idm_idx = idm_real_indices(arm, cfg, real_path, real_idx, idm_real_path)
+        # The labelled episodes are fed exactly as neural trajectories are (masked tail, and
+        # masked state if mask_neural_state), so the arm measures turning real data into labels.
+        real = W.load_windows(idm_real_path, idm_idx, cfg.chunk, cfg.image_size,
+                              W.dataset_layout(data.Dataset(idm_real_path)), mask_neural_state)
+    else:
+        real = W.load_windows(real_path, real_idx, cfg.chunk, cfg.image_size, layout)
     if arm.neural:
         nds = data.Dataset(neural_path)
         nlayout = W.dataset_layout(nds)
@@ -51,7 +63,28 @@ def prepare_arm(arm: W.Arm, cfg: PolicyConfig, real_path: str, neural_path: str,
                                 with_codes=arm.latent)
         nt = W.embed_texts(neural.texts)
     rt = W.embed_texts(real.texts)
-    return ArmData(real, neural, rt, nt, eff, real_idx, neural_idx, arm.latent)
+    return ArmData(real, neural, rt, nt, eff, real_idx, neural_idx, arm.latent, idm_idx)
+
+
+def idm_real_indices(arm: W.Arm, cfg: PolicyConfig, real_path: str, real_idx: list[int],
+                     idm_real_path: str | None) -> list[int]:
+    """Check the IDM-labelled real dataset against the policy and find episodes `real_idx` of
+    real_path in it (their indices there, same order). PolicyError naming the key to fix."""
+    if not idm_real_path or not (Path(idm_real_path) / "meta" / "info.json").is_file():
+        raise PolicyError(f"arm {arm.name}: -idm needs the IDM-labelled real episodes, but "
+                          f"train_policy.idm_real_dataset_path = {idm_real_path!r} holds no dataset; point it at "
+                          f"label.idm_real_path and run the label stage")
+    ids = data.Dataset(idm_real_path)
+    layout = W.dataset_layout(ids)
+    W.check_layout(layout, cfg.action_names, cfg.state_names, cfg.embodiment, cfg.chunk, idm_real_path)
+    metas = ids.episodes_meta
+    idx = W.labelled_indices(metas, real_idx, real_path, idm_real_path)
+    real_meta = data.Dataset(real_path).episodes_meta
+    wrong = [i for i, j in zip(real_idx, idx) if W.behaviour_of(metas[j]) != W.behaviour_of(real_meta[i])]
+    if wrong:
+        raise PolicyError(f"{idm_real_path}: the labelled versions of real episodes {wrong[:8]} show another "
+                          f"behaviour than the real ones; the labels are stale, rerun the label stage")
+    return idx
 
 
 def policy_config(arm: W.Arm, real_path: str, neural_path: str | None = None, **sizes) -> PolicyConfig:
@@ -97,11 +130,12 @@ def fit_policy(cfg: PolicyConfig, arm_data: ArmData, train_cfg: TrainConfig, bat
 
 
 def with_provenance(cfg: PolicyConfig, arm: W.Arm, arm_data: ArmData, real_path: str, neural_path: str,
-                    mask_neural_state: bool) -> PolicyConfig:
+                    mask_neural_state: bool, idm_real_path: str | None = None) -> PolicyConfig:
     return replace(cfg, extra=dict(arm=arm.name, real_dataset=real_path, real_episodes=len(arm_data.real_episodes),
                                    real_per_behaviour=arm.real_per_behaviour, neural_dataset=neural_path if arm.neural else None,
                                    neural_trajectories=len(arm_data.neural_episodes), ratio=arm_data.ratio,
                                    mask_neural_state=mask_neural_state, seed=arm.seed, latent=arm.latent,
+                                   idm=arm.idm, idm_real_dataset=idm_real_path if arm.idm else None,
                                    real_windows=len(arm_data.real),
                                    neural_windows=0 if arm_data.neural is None else len(arm_data.neural)))
 

@@ -8,12 +8,16 @@ A window is one observation and the `chunk` control-rate actions that follow it.
   rows j .. j+chunk/k-1 unflattened into chunk control actions. A dream is cut after a fixed
   number of frames, usually before the task is done, so its final no-op row and the padding
   past it are not "stop here": they are masked out of the loss (action_mask 0) instead.
+- IDM-labelled real episodes (the label stage's idm_real dataset, for `-idm` arms): real
+  episodes in the neural format above (strided frames, chunked IDM labels, predicted states),
+  each row's meta naming its source_episode in the real dataset.
 """
 from __future__ import annotations
 
 import functools
 import re
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -22,7 +26,8 @@ from dreamgen import data
 from dreamgen.frames import resize_frames
 from dreamgen.policy.config import FAMILIES, PolicyError
 
-ARM = re.compile(r"^(?P<family>[a-z0-9]+)-r(?P<real>\d+)-n(?P<neural>\d+)-s(?P<seed>\d+)(?P<lam>-lam)?$")
+ARM = re.compile(r"^(?P<family>[a-z0-9]+)-r(?P<real>\d+)-n(?P<neural>\d+)-s(?P<seed>\d+)(?P<suffix>(-[a-z]+)*)$")
+SUFFIXES = ("-lam", "-idm")
 TAG = re.compile(r"^<[A-Z]+>\s*")
 LATENT_KEY = "action.latent"  # the label stage's column of latent action codes
 
@@ -32,7 +37,10 @@ class Arm:
     """One experiment arm, named `<family>-r<real demos per behaviour>-n<neural trajectories>-s<seed>`,
     e.g. dp-r10-n0-s0 (GT only), dp-r10-n100-s0 (GT + 100 neural), dp-r0-n100-s0 (neural only).
     A `-lam` suffix is the latent-action path: the neural trajectories' latent actions (codes of
-    the latent action model) pretrain the policy, then it learns real actions from the real data."""
+    the latent action model) pretrain the policy, then it learns real actions from the real data.
+    An `-idm` suffix is the labelling sanity arm: the same real episodes as the arm without it,
+    but with the IDM's labels (strided like dreams) instead of their true actions and states,
+    e.g. gr00t-r10-n0-s0-idm beside gr00t-r10-n0-s0: what labelling alone costs a policy."""
 
     name: str
     family: str
@@ -40,6 +48,12 @@ class Arm:
     neural: int
     seed: int
     latent: bool = False
+    idm: bool = False
+
+    @property
+    def config(self) -> str:
+        """The arm without its seed: the training seeds of one config are pooled in evaluation."""
+        return re.sub(r"-s\d+", "", self.name, count=1)
 
     def ratio(self, ratio: float) -> float:
         """The neural share of each action-training batch: `ratio` when both sources exist, else
@@ -53,16 +67,27 @@ class Arm:
 def parse_arm(name: str) -> Arm:
     m = ARM.match(name)
     if not m:
-        raise PolicyError(f"arm {name!r}: expected <family>-r<real per behaviour>-n<neural>-s<seed>, "
+        raise PolicyError(f"arm {name!r}: expected <family>-r<real per behaviour>-n<neural>-s<seed>[-lam|-idm], "
                           f"e.g. dp-r10-n100-s0")
     if m["family"] not in FAMILIES:
         raise PolicyError(f"arm {name!r}: unknown policy family {m['family']!r}; use one of {FAMILIES}")
-    arm = Arm(name, m["family"], int(m["real"]), int(m["neural"]), int(m["seed"]), bool(m["lam"]))
+    suffixes = re.findall(r"-[a-z]+", m["suffix"])
+    unknown = [x for x in suffixes if x not in SUFFIXES]
+    if unknown:
+        raise PolicyError(f"arm {name!r}: unknown suffix {unknown[0]!r}; use one of {SUFFIXES} (or none)")
+    if len(suffixes) > 1:
+        raise PolicyError(f"arm {name!r}: {' and '.join(suffixes)} together; -lam changes what the neural "
+                          f"trajectories teach, -idm what the real demos carry: train them as separate arms")
+    arm = Arm(name, m["family"], int(m["real"]), int(m["neural"]), int(m["seed"]), "-lam" in suffixes,
+              "-idm" in suffixes)
     if arm.real_per_behaviour == 0 and arm.neural == 0:
         raise PolicyError(f"arm {name!r}: no real and no neural data; give r or n above 0")
     if arm.latent and not (arm.real_per_behaviour and arm.neural):
         raise PolicyError(f"arm {name!r}: the latent-action path needs neural trajectories to pretrain on and "
                           f"real demos to fit actions on; give r and n above 0")
+    if arm.idm and not arm.real_per_behaviour:
+        raise PolicyError(f"arm {name!r}: -idm replaces the real demos by their IDM labels, but r is 0; give r "
+                          f"above 0 (e.g. {m['family']}-r10-n0-s{m['seed']}-idm)")
     return arm
 
 
@@ -99,6 +124,29 @@ def spread_select(behaviours: list, per_behaviour: int | None = None, total: int
                           f"lower the arm's n or dream more")
     order = [ix[r] for r in range(max(map(len, groups.values()))) for ix in groups.values() if r < len(ix)]
     return sorted(order[:total])
+
+
+def labelled_indices(metas: list[dict], wanted: list[int], source: str, where: str) -> list[int]:
+    """Indices, in a labelled dataset (episode metas with source_dataset, source_episode and
+    source_meta, as the label stage writes them), of the labelled versions of episodes `wanted`
+    of the real dataset `source`, in the order of `wanted`. Raises PolicyError when the labels
+    come from another dataset or an episode is missing."""
+    by_source, foreign = {}, set()
+    for j, m in enumerate(metas):
+        if "source_episode" not in m:
+            raise PolicyError(f"{where}: episode {j} has no source_episode in its meta; not an IDM-labelled real "
+                              f"dataset (label.idm_real_path)")
+        if Path(str(m.get("source_dataset", ""))).resolve() != Path(source).resolve():
+            foreign.add(str(m.get("source_dataset")))
+        by_source[int(m["source_episode"])] = j
+    if foreign:
+        raise PolicyError(f"{where}: labelled from {sorted(foreign)}, not from the arm's real dataset {source}; "
+                          f"set label.heldout_dataset_path to train_policy.real_dataset_path and rerun the label stage")
+    missing = [i for i in wanted if i not in by_source]
+    if missing:
+        raise PolicyError(f"{where}: real episodes {missing[:8]}{'...' if len(missing) > 8 else ''} of {source} are "
+                          f"not labelled; the label stage labels every episode of label.heldout_dataset_path, rerun it")
+    return [by_source[i] for i in wanted]
 
 
 # --------------------------------------------------------------------------- checks

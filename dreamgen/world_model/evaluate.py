@@ -108,12 +108,18 @@ def pair_features(encoder, clips: np.ndarray, batch: int = 256) -> np.ndarray:
     return np.concatenate([encoder(to_tensor(pairs[i:i + batch])).numpy() for i in range(0, len(pairs), batch)])
 
 
-def frechet_distance(a: np.ndarray, b: np.ndarray) -> float:
-    """Frechet distance between Gaussians fitted to feature sets a (N, D) and b (M, D)."""
+def frechet_distance(a: np.ndarray, b: np.ndarray, ridge: float = 1e-6) -> float:
+    """Frechet distance between Gaussians fitted to feature sets a (N, D) and b (M, D).
+
+    ridge: added to both covariances' diagonals. With fewer samples than feature dimensions (a
+    few held-out clips) the covariances are singular and the matrix square root unstable; the
+    ridge changes the distance by about 2 * D * ridge, far below what we compare.
+    """
     from scipy import linalg
 
     mu_a, mu_b = a.mean(0), b.mean(0)
-    ca, cb = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
+    eye = ridge * np.eye(a.shape[1])
+    ca, cb = np.cov(a, rowvar=False) + eye, np.cov(b, rowvar=False) + eye
     covmean = linalg.sqrtm(ca @ cb)
     covmean = covmean.real if np.iscomplexobj(covmean) else covmean
     return float(((mu_a - mu_b) ** 2).sum() + np.trace(ca + cb - 2 * covmean))

@@ -50,10 +50,15 @@ def model_card(pipe) -> dict:
     """What must match for a checkpoint to be resumed: the denoiser's and the pipeline's config."""
     # Keys starting with "_" are diffusers' bookkeeping; `_use_default_values` is built from a set,
     # so its order changes from process to process and would break resuming.
+    # Training-recipe keys that restate the default (train_shift = the sampler's shift, no motion
+    # weight) are left out, so checkpoints trained before those keys existed still resume.
     transformer = {k: v for k, v in pipe.transformer.config.items() if not k.startswith("_")}
+    default = lambda k, v: (k == "train_shift" and v in (None, pipe.scheduler.config.shift)) or \
+        (k == "motion_weight" and not v)  # noqa: E731
     return json.loads(json.dumps(dict(transformer=transformer,
                                       pipeline={k: v for k, v in pipe.config.items() if not k.startswith("_")
-                                                and not isinstance(v, (list, tuple))}), default=str))
+                                                and not isinstance(v, (list, tuple)) and not default(k, v)}),
+                                 default=str))
 
 
 def check_resumable(ckpt_dir: Path, card: dict) -> None:
@@ -71,13 +76,15 @@ def check_resumable(ckpt_dir: Path, card: dict) -> None:
 
 
 def fit(pipe, bank: ClipBank, cfg: TrainConfig, ckpt_dir, batch_size: int, p_drop_text: float = 0.1,
-        shift: float = 3.0, bf16: bool = False, sample_every: int = 0,
+        shift: float | None = None, bf16: bool = False, sample_every: int = 0,
         snapshot: Callable[[int], np.ndarray] | None = None, desc: str = "world model", train_all: bool = True):
     """Train pipe.transformer in place; returns (TrainResult over the whole run, {step: snapshot}).
 
     snapshot(step) -> array: called every `sample_every` steps (e.g. dreamed clips); kept in
     ckpt_dir/snapshots.npz so that a resumed run keeps the earlier ones.
     train_all: False trains only the parameters that already require grad (LoRA adapters).
+    shift: the flow-time shift of the training times; None = the pipeline's training recipe.
+    The loss's motion weight is always the recipe's (pipe.training_recipe).
     """
     from accelerate import Accelerator
 
@@ -87,9 +94,11 @@ def fit(pipe, bank: ClipBank, cfg: TrainConfig, ckpt_dir, batch_size: int, p_dro
         pipe.transformer.requires_grad_(True)
     elif not any(p.requires_grad for p in pipe.transformer.parameters()):
         raise ValueError("fit(train_all=False): nothing to train; add a LoRA adapter first (lora.add_lora)")
+    recipe = pipe.training_recipe
     model = FlowMatchingVideoModel(pipe.transformer, residual=pipe.config.residual,
-                                   prediction=pipe.config.prediction, bf16=bf16)
-    sample = make_sampler(pipe, bank, batch_size, p_drop_text, shift)
+                                   prediction=pipe.config.prediction, bf16=bf16,
+                                   motion_weight=recipe["motion_weight"])
+    sample = make_sampler(pipe, bank, batch_size, p_drop_text, recipe["shift"] if shift is None else shift)
     snap_path = ckpt_dir / SNAPSHOTS
     snaps = dict(np.load(snap_path)) if snap_path.is_file() else {}
     snaps = {int(k): v for k, v in snaps.items()}
@@ -108,7 +117,8 @@ def fit(pipe, bank: ClipBank, cfg: TrainConfig, ckpt_dir, batch_size: int, p_dro
         pipe.transformer.requires_grad_(False)
     pipe.transformer.eval()
     done = res.steps_done - first
-    return TrainResult(res.history, res.steps_done, first, seconds, done / max(seconds, 1e-9)), snaps
+    speed = done / max(seconds, 1e-9) if done else res.steps_per_s  # a finished checkpoint keeps its speed
+    return TrainResult(res.history, res.steps_done, first, seconds, speed), snaps
 
 
 def checkpoint_dir(root, pipe, extra: dict) -> Path:

@@ -38,14 +38,23 @@ class DreamGenVideoPipeline(DiffusionPipeline):
 
     def __init__(self, transformer, scheduler, tokenizer, text_encoder, vae=None, image_size: int = 32,
                  num_frames: int = 8, frame_stride: int = 4, residual: bool = True, max_text_tokens: int = 16,
-                 prediction: str = "x0"):
+                 prediction: str = "x0", train_shift: float | None = None, motion_weight: float = 0.0):
         super().__init__()
         self.register_modules(transformer=transformer, scheduler=scheduler, tokenizer=tokenizer,
                               text_encoder=text_encoder, vae=vae)
         self.register_to_config(image_size=image_size, num_frames=num_frames, frame_stride=frame_stride,
-                                residual=residual, max_text_tokens=max_text_tokens, prediction=prediction)
+                                residual=residual, max_text_tokens=max_text_tokens, prediction=prediction,
+                                train_shift=train_shift, motion_weight=motion_weight)
 
     # ---- spec and checks -------------------------------------------------------------------
+    @property
+    def training_recipe(self) -> dict:
+        """How the denoiser was trained, so a fine-tune continues with the same objective:
+        shift (the flow-time shift of training; None in older models = the sampler's) and motion_weight."""
+        shift = self.config.get("train_shift")
+        return dict(shift=self.scheduler.config.shift if shift is None else shift,
+                    motion_weight=self.config.get("motion_weight") or 0.0)
+
     @property
     def clip_spec(self) -> ClipSpec:
         c = self.config
@@ -148,9 +157,13 @@ class DreamGenVideoPipeline(DiffusionPipeline):
 
 
 def build_pipeline(denoiser: DenoiserConfig, spec: ClipSpec, residual: bool = True, shift: float = 3.0,
-                   max_text_tokens: int = 16, text=None, vae=None, prediction: str = "x0") -> DreamGenVideoPipeline:
+                   max_text_tokens: int = 16, text=None, vae=None, prediction: str = "x0",
+                   train_shift: float | None = None, motion_weight: float = 0.0) -> DreamGenVideoPipeline:
     """A new pipeline with a randomly initialised denoiser.
 
+    shift: the sampler's timestep shift; train_shift: that of the training times (None = shift,
+    1 = uniform); motion_weight: extra loss weight on changing pixels. The last two are recorded
+    in the config (`training_recipe`) so that fine-tuning trains with the same objective.
     text: (tokenizer, text_encoder); default all-MiniLM-L6-v2 from site-packages.
     vae: None for pixel space, or a diffusers AutoencoderKL whose latent_channels == denoiser.channels.
     """
@@ -168,7 +181,7 @@ def build_pipeline(denoiser: DenoiserConfig, spec: ClipSpec, residual: bool = Tr
     pipe = DreamGenVideoPipeline(build_transformer(denoiser), FlowMatchEulerDiscreteScheduler(shift=shift),
                                  tokenizer, encoder, vae, image_size=spec.image_size, num_frames=spec.num_frames,
                                  frame_stride=spec.frame_stride, residual=residual, max_text_tokens=max_text_tokens,
-                                 prediction=prediction)
+                                 prediction=prediction, train_shift=train_shift, motion_weight=motion_weight)
     pipe.set_progress_bar_config(disable=True)  # one bar per denoising loop would flood notebooks
     return pipe
 

@@ -9,6 +9,7 @@ which variant made it and a variant never silently loads onto another base.
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 from dreamgen.world_model import lora
@@ -16,6 +17,16 @@ from dreamgen.world_model.pipeline import DreamGenVideoPipeline, load_pipeline
 
 VARIANT = "variant.json"
 KINDS = ("base", "lora", "full")
+EXTRA_LORA = re.compile(r"^lora-r(?P<rank>\d+)-s(?P<steps>\d+)$")
+
+
+def parse_extra_lora(name: str) -> tuple[int, int]:
+    """(rank, steps) of an extra LoRA variant named lora-r<rank>-s<steps>, e.g. lora-r4-s300."""
+    m = EXTRA_LORA.match(name)
+    if not m or int(m["rank"]) < 1 or int(m["steps"]) < 1:
+        raise ValueError(f"extra LoRA variant {name!r}: expected lora-r<rank>-s<steps> with both >= 1, "
+                         "e.g. lora-r4-s300")
+    return int(m["rank"]), int(m["steps"])
 
 
 def save_full(pipe: DreamGenVideoPipeline, folder, base_print: str, meta: dict | None = None) -> Path:
@@ -87,10 +98,10 @@ def finetune(base_dir, kind: str, bank, train_cfg, ckpt_root, batch_size: int, p
     base_print = lora.base_fingerprint(pipe.transformer)
     n_train = lora.add_lora(pipe, rank, alpha, targets) if kind == "lora" else None
     settings = dict(kind=kind, rank=rank if kind == "lora" else None, alpha=alpha, targets=list(targets),
-                    base=base_print, train={k: v for k, v in vars(train_cfg).items()}, batch_size=batch_size,
+                    base=base_print, train=train_cfg.identity(), batch_size=batch_size,
                     p_drop_text=p_drop_text, **(extra or {}))
     ckpt = checkpoint_dir(ckpt_root, pipe, settings)
     result, _ = fit(pipe, bank, train_cfg, ckpt, batch_size=batch_size, p_drop_text=p_drop_text,
-                    shift=pipe.scheduler.config.shift, desc=desc, train_all=kind == "full")
+                    desc=desc, train_all=kind == "full")  # the base's training recipe (time shift, motion weight)
     n_train = n_train if n_train is not None else sum(p.numel() for p in pipe.transformer.parameters())
     return pipe, result, base_print, n_train
