@@ -10,7 +10,9 @@ is uniform; the stage uses 3), keeping the sampler's shift at 3. It then dreams 
 clips at 4, 8 and 20 Euler steps and prints, per setting: drift on never-changing pixels, the
 fraction of them wrong by more than 40/255 ("speckle"), clip MAE against copying the first
 frame, and the motion check. `--schedule cosine` decays the learning rate to 0 (after 5% warm-up);
-`--motion-weight W` weighs the loss on changing pixels 1 + W. About 6 minutes per run on 2 idle
+`--motion-weight W` weighs the loss on changing pixels 1 + W. Measured (8 Euler steps, speckle /
+MAE): shift 3 0.99% / 8.72; uniform 0.52% / 7.36 and, the same run again on 1 thread, 1.72% / 9.38;
+uniform + cosine 4.53% / 9.33; uniform + motion weight 4 10.5% / 16.1. Single runs vary threefold. About 6 minutes per run on 2 idle
 cores. Writes only under --out.
 """
 from __future__ import annotations

@@ -393,3 +393,17 @@ def test_predicates_read_occluded_fixtures_from_the_first_frame():
     assert state.instruction_success("press_button", "press the green button", btn0, btn1)
     assert not state.instruction_success("press_button", "press the green button", np.zeros(state.DIM), btn1)
 
+
+
+def test_correlation_over_indistinguishable_successes_is_flagged():
+    from dreamgen.bench import correlation
+
+    bench = [0.47, 0.45, 0.44, 0.46, 0.47]
+    one_success = correlation.correlation_report(bench, [0, 0, 1 / 26, 0, 0], n_boot=200,
+                                                 successes=[0, 0, 1, 0, 0], episodes=[26] * 5)
+    assert one_success["defined"] and not one_success["distinguishable"]
+    assert "indistinguishable" in one_success["reason"] and "1 successes in 130" in one_success["reason"]
+    clear = correlation.correlation_report(bench, [0.9, 0.1, 0.05, 0.5, 0.95], n_boot=200,
+                                           successes=[90, 10, 5, 50, 95], episodes=[100] * 5)
+    assert clear["distinguishable"] and clear["reason"] == "" and clear["pearson"] > 0.5
+    assert "distinguishable" not in correlation.correlation_report(bench, [0.9, 0.1, 0.05, 0.5, 0.95], n_boot=50)

@@ -50,19 +50,41 @@ def bench_policy_correlation(bench, success, n_boot: int = 2000, seed: int = 0, 
     return out
 
 
-def correlation_report(bench, success, n_boot: int = 2000, seed: int = 0, level: float = 0.95) -> dict:
+def successes_distinguishable(successes, episodes) -> bool:
+    """False when every variant's 95% Wilson interval of success (successes (V,) of episodes (V,))
+    shares a common point with every other's: the success ranking is then noise, and so is any
+    correlation with it."""
+    from dreamgen.report import wilson_interval
+
+    ci = np.array([wilson_interval(int(k), int(n)) for k, n in zip(successes, episodes)])
+    return bool(ci[:, 0].max() > ci[:, 1].min())
+
+
+def correlation_report(bench, success, n_boot: int = 2000, seed: int = 0, level: float = 0.95,
+                       successes=None, episodes=None) -> dict:
     """bench_policy_correlation, or NaNs and the reason when the correlation is undefined.
 
     Undefined (never faked): fewer than 3 variants, a non-finite value, or bench or success
     constant across variants (e.g. every policy failed every episode). Returns the same keys
     as bench_policy_correlation plus `defined` (bool) and `reason` (str, empty when defined).
+    successes, episodes: (V,) counts behind `success`; when given, `distinguishable` says whether
+    the successes differ beyond their intervals (see successes_distinguishable), and a defined
+    correlation over indistinguishable successes carries that as its `reason`.
     """
     x, y = np.asarray(bench, float), np.asarray(success, float)
+    extra = {}
+    if successes is not None and episodes is not None:
+        extra["distinguishable"] = successes_distinguishable(successes, episodes)
     try:
-        return bench_policy_correlation(x, y, n_boot, seed, level) | dict(defined=True, reason="")
+        out = bench_policy_correlation(x, y, n_boot, seed, level) | dict(defined=True, reason="") | extra
+        if extra and not extra["distinguishable"]:
+            out["reason"] = (f"policy successes are indistinguishable ({int(np.sum(successes))} successes in "
+                             f"{int(np.sum(episodes))} episodes; every variant's 95% interval overlaps every other's), "
+                             "so the correlation is not evidence either way")
+        return out
     except ValueError as err:
         if x.shape != y.shape or x.ndim != 1:
             raise
         nan = float("nan")
         return dict(n=int(len(x)), boot_skipped=0, level=level, pearson=nan, spearman=nan,
-                    pearson_ci=(nan, nan), spearman_ci=(nan, nan), defined=False, reason=str(err))
+                    pearson_ci=(nan, nan), spearman_ci=(nan, nan), defined=False, reason=str(err)) | extra
