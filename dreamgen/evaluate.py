@@ -266,18 +266,21 @@ def _plain(df: "pd.DataFrame") -> "pd.DataFrame":
 def r1_table(pooled: "pd.DataFrame", r1_neural: int) -> "pd.DataFrame":
     """Per family and real-demo regime that has both configs: GT only vs GT + r1_neural neural
     (success = mean over seeds, CI pooled over their episodes, per-seed rates listed), ours
-    beside the paper's (regimes matched by order: our lowest to the paper's 30 demos). Where the
+    beside the paper's (regimes matched by order over every family's regimes: our lowest to the
+    paper's 30 demos, so a family run at one regime only still meets its own paper row). Where the
     -idm sanity config of the regime exists (same real episodes, IDM labels), its success too
     (idm_real, else NaN)."""
     import pandas as pd
 
     by = pooled.set_index("config")
-    out = []
-    for fam, g in _plain(pooled).groupby("family", sort=False):
+    out, plain = [], _plain(pooled)
+    both = lambda g: set(g[(g.neural == 0) & (g.real > 0)].real) & set(g[(g.neural == r1_neural) & (g.real > 0)].real)  # noqa: E731
+    regimes = sorted(set().union(*[both(g) for _, g in plain.groupby("family")]))
+    for fam, g in plain.groupby("family", sort=False):
         gt = g[(g.neural == 0) & (g.real > 0)].set_index("real")
         mix = g[(g.neural == r1_neural) & (g.real > 0)].set_index("real")
-        for i, r in enumerate(sorted(set(gt.index) & set(mix.index))):
-            paper = list(PAPER_R1.items())[min(i, len(PAPER_R1) - 1)]
+        for r in sorted(both(g)):
+            paper = list(PAPER_R1.items())[min(regimes.index(r), len(PAPER_R1) - 1)]
             a, b = gt.loc[r], mix.loc[r]
             c = by.loc[f"{fam}-r{r}-n0-idm"] if f"{fam}-r{r}-n0-idm" in by.index else None
             out.append(dict(family=fam, real_per_behaviour=r, neural=r1_neural,

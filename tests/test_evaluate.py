@@ -81,6 +81,10 @@ def test_r1_r2_tables_from_arm_rows():
     assert r1.delta.tolist() == pytest.approx([0.3, 0.2])
     r2 = ev.r2_points(pooled.reset_index(), r2_real=10)
     assert r2.neural.tolist() == [30, 100]
+    # a second family run at the middle regime only meets the paper's middle row, not its first
+    rows += [dict(arm=a, success=i < 3) for a in ("gr00t-r10-n0-s0", "gr00t-r10-n100-s0") for i in range(10)]
+    both = ev.r1_table(ev.pool_seeds(ev.arm_table(rows)), r1_neural=100).set_index("family")
+    assert both.loc["gr00t", "paper_demos"] == 100 and both.loc["dp", "paper_demos"].tolist() == [30, 100]
 
 
 def test_seeds_are_averaged_with_a_pooled_interval_and_listed():
