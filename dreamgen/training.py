@@ -38,11 +38,21 @@ class TrainConfig:
             raise ValueError(f"TrainConfig.warmup must be in [0, steps={self.steps}), got {self.warmup}")
 
     def identity(self) -> dict:
-        """The fields that name a training run (for checkpoint folders): the schedule's fields only
-        when not at their defaults, so runs from before they existed keep their folders."""
+        """The fields that name a training run (for checkpoint folders).
+
+        Under a constant learning rate a run of N steps is exactly the first N steps of a longer
+        one (batches are drawn from (seed, step)), so `steps` is left out: raising `steps`
+        resumes the shorter run's checkpoint instead of starting over. A cosine run's every
+        step depends on its length, so there `steps` names the run. `ckpt_every` and
+        `log_every` change nothing trained. The schedule's fields appear only when not at their
+        defaults, so folders from before they existed keep their names.
+        """
         out = asdict(self)
-        if self.schedule == "constant" and self.warmup == 0:
-            del out["schedule"], out["warmup"]
+        del out["ckpt_every"], out["log_every"]
+        if self.schedule == "constant":
+            del out["steps"]
+            if self.warmup == 0:
+                del out["schedule"], out["warmup"]
         return out
 
 
@@ -96,6 +106,9 @@ def train(model: torch.nn.Module, sample: Callable[[np.random.Generator, int], d
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["optimizer"])
         start, history = state["step"], state["history"]
+        if start > cfg.steps:
+            raise ValueError(f"{state_path} holds a run already {start} steps long, past steps={cfg.steps}: "
+                             f"raise steps to at least {start}, or delete {ckpt_dir} to train {cfg.steps} from scratch")
         before = state.get("train_seconds", 0.0)  # training time of the earlier calls, for the speed report
         torch.set_rng_state(state["torch_rng"])
     model, opt = acc.prepare(model, opt)

@@ -368,3 +368,23 @@ def test_real_videos_labelled_as_dreams_keep_their_source_and_the_dreams_format(
     pipeline.label_dataset(src, tmp_path / "h", checkpoints[0], None, dreamed=False, episodes=[2], seed=3,
                            force_mode="strided")
     np.testing.assert_allclose(data.Dataset(tmp_path / "h").episode(0).actions, ds.episode(2).actions, atol=1e-6)
+
+
+def test_a_longer_constant_lr_run_extends_a_shorter_one(expert_episodes, tmp_path):
+    """Raising `steps` resumes (same folder identity, same weights as one long run); a cosine run's
+    length names it; a checkpoint already past `steps` is refused with the fix in the message."""
+    w = idm.make_windows(expert_episodes, K)
+    short, long = (TrainConfig(steps=n, lr=3e-3, seed=0, ckpt_every=2, log_every=2) for n in (4, 8))
+    assert short.identity() == long.identity()
+    cos = [TrainConfig(steps=n, lr=3e-3, seed=0, ckpt_every=2, schedule="cosine", warmup=1) for n in (4, 8)]
+    assert cos[0].identity() != cos[1].identity()
+    full = tiny_idm()
+    train(full, idm.batch_sampler(w, 4), long, tmp_path / "a")
+    train(tiny_idm(), idm.batch_sampler(w, 4), short, tmp_path / "b")
+    extended = tiny_idm()
+    res = train(extended, idm.batch_sampler(w, 4), long, tmp_path / "b")
+    assert res.resumed_from == 4 and res.steps_done == 8
+    for (n, p), q in zip(full.state_dict().items(), extended.state_dict().values()):
+        torch.testing.assert_close(p, q, msg=f"{n} differs after extending")
+    with pytest.raises(ValueError, match="past steps=4"):
+        train(tiny_idm(), idm.batch_sampler(w, 4), short, tmp_path / "b")

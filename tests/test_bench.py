@@ -112,33 +112,44 @@ def test_estimator_learns_positions(clean, tmp_path):
     assert err < 0.6 * constant, (err * state.SCALE, constant * state.SCALE)  # untrained: ~1x
 
 
-def test_classifier_detects_a_swapped_instruction():
-    """Synthetic clips: instruction A = a red square moving right, B = a blue square moving down.
-    A tiny classifier learns to accept matched pairs and reject swapped ones."""
-    rng = np.random.default_rng(0)
-    emb = rng.standard_normal((2, 16)).astype(np.float32)
+class _FakeText:
+    """A fixed random vector per instruction, standing in for the MiniLM sentence embedder."""
 
-    def clip(kind, r):
-        c = np.zeros((4, 16, 16, 3), np.uint8)
-        x, y = r.integers(2, 6, 2)
-        for t in range(4):
-            dx, dy = (2 * t, 0) if kind == 0 else (0, 2 * t)
-            c[t, y + dy:y + dy + 3, x + dx:x + dx + 3] = (220, 30, 30) if kind == 0 else (30, 60, 220)
-        return c
+    def __init__(self, dim=16):
+        self.dim, self.cache = dim, {}
 
-    def batch(r, n=32):
-        kinds, asked = r.integers(2, size=n), r.integers(2, size=n)
-        return (np.stack([clip(k, r) for k in kinds]), emb[asked], (kinds == asked).astype(np.float32))
+    def __call__(self, texts):
+        for t in texts:
+            self.cache.setdefault(t, np.random.default_rng(len(self.cache)).standard_normal(self.dim).astype(np.float32))
+        return np.stack([self.cache[t] for t in texts])
 
-    clf = nets.ClipClassifier(nets.ClassifierConfig(16, 4, 8, 32, 16))
-    opt = torch.optim.AdamW(clf.parameters(), lr=3e-3)
-    for step in range(120):
-        x, t, y = batch(np.random.default_rng([1, step]))
-        loss, _ = clf.loss(dict(clips=nets.to_tensor(x), text=torch.from_numpy(t), labels=torch.from_numpy(y)))
-        opt.zero_grad(); loss.backward(); opt.step()
-    x, t, y = batch(np.random.default_rng(99), 200)
-    p = clf.prob(x, t)
-    assert validity.auc(p, y > 0.5) > 0.95 and ((p > 0.5) == (y > 0.5)).mean() > 0.9
+
+def test_colour_slots_name_object_then_target():
+    slots = nets.colour_slots(["put the red cube in the blue bowl", "open the drawer", "press the cyan button"])
+    red, blue, cyan = (state.COLOUR_NAMES.index(c) for c in ("red", "blue", "cyan"))
+    none = len(state.COLOUR_NAMES)
+    assert slots.tolist() == [[red, blue], [none, none], [cyan, none]]
+
+
+def test_classifier_learns_done_from_state_clips_and_reloads(clean, tmp_path):
+    """On (noisy) true state trajectories the classifier learns to accept a finished clip with its own
+    instruction and to reject clips that stop short or are asked about another instruction."""
+    from dreamgen.training import TrainConfig
+
+    text = _FakeText()
+    clf = nets.StateClassifier(nets.ClassifierConfig(hidden=32, text_dim=16))
+    sample = judges.classifier_sampler(clean, [e.states for e in clean], text, 32, **CLIP)
+    judges.fit(clf, sample, TrainConfig(300, 3e-3, 0, 1000), tmp_path / "ckpt", "t")
+    batch = sample(np.random.default_rng(12345), 0)
+    tasks = {tuple(v): t for t, v in text.cache.items()}
+    asked = [tasks[tuple(v)] for v in batch["text"].numpy()]
+    p = clf.prob(batch["states"].numpy(), asked, batch["text"].numpy())
+    y = batch["labels"].numpy() > 0.5
+    assert validity.auc(p, y) > 0.9 and ((p > 0.5) == y).mean() > 0.8, (validity.auc(p, y), ((p > 0.5) == y).mean())
+    nets.save(clf, tmp_path / "clf")
+    np.testing.assert_allclose(nets.load(tmp_path / "clf").prob(batch["states"].numpy(), asked, batch["text"].numpy()), p)
+    with pytest.raises(ValueError, match="states must be"):
+        clf.prob(batch["states"].numpy()[:, :, :5], asked, batch["text"].numpy())
 
 
 def test_auc_and_binary_metrics():

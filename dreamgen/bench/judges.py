@@ -1,7 +1,8 @@
 """Training the mini judges and judging one clip.
 
 `Judges` bundles the state estimator (IF by the success predicate, PA by the physics rules),
-the clip-instruction classifier and the calibrated PA thresholds; `judge_clip` returns every
+the clip-instruction classifier (on the estimator's state trajectory) and the calibrated PA
+thresholds; `judge_clip` returns every
 score of one clip. Samplers draw training batches from simulator-labelled episodes
 (`simulate.LabelledEpisode`) in the shape `dreamgen.training.train` expects.
 """
@@ -83,17 +84,6 @@ def estimator_sampler(frames: np.ndarray, states: np.ndarray, masks: np.ndarray,
 
 
 # -- the clip-instruction classifier -------------------------------------------------------
-@dataclass
-class ClipSet:
-    """Clips (N, T, S, S, 3) uint8 with the instruction judged and the truth (N,) of 'shows it done'."""
-
-    clips: np.ndarray
-    instructions: list[str]
-    behaviours: list[str]
-    labels: np.ndarray
-    kind: list[str]  # how each clip was made: clean, swapped, shuffled, teleport, ...
-
-
 def _starts(ep: LabelledEpisode, num_frames: int, stride: int) -> tuple[list[int], list[int]]:
     """Clip starts (within the episode) whose last frame shows success / does not."""
     last = max(0, len(ep) - 1 - (num_frames - 1) * stride)
@@ -102,40 +92,50 @@ def _starts(ep: LabelledEpisode, num_frames: int, stride: int) -> tuple[list[int
     return done, [s for s in starts if s not in done]
 
 
-def classifier_sampler(episodes: list[LabelledEpisode], text: TextEmbedder, batch_size: int, num_frames: int,
-                       stride: int):
-    """Balanced batches: half clips ending in success with their own instruction (label 1); half
-    label 0, either the clip stops short of success or another episode's instruction is asked."""
+def classifier_sampler(episodes: list[LabelledEpisode], estimates: list[np.ndarray], text: TextEmbedder,
+                       batch_size: int, num_frames: int, stride: int, noise: float = 0.02):
+    """Balanced batches of estimated-state clips: half end in success with their own instruction
+    (label 1); half label 0, either the clip stops short of success or another episode's
+    instruction is asked.
+
+    estimates: per episode, the frozen estimator's states (len(episode), D) of its frames.
+    noise: Gaussian noise (state units) on the estimates; the estimator is more exact on its
+    own training frames than on new videos, and the classifier should not count on that.
+    """
     starts = [_starts(e, num_frames, stride) for e in episodes]
     tasks = [e.task for e in episodes]
     text(tasks)
+    slots = nets.colour_slots(tasks)
     pos = [i for i, (d, _) in enumerate(starts) if d]
     short = [i for i, (_, n) in enumerate(starts) if n]
+    if not pos:
+        raise ValueError("classifier_sampler: no episode reaches success within a clip; simulate more episodes")
     by_b: dict[str, list[int]] = {}
     for i, e in enumerate(episodes):
         by_b.setdefault(e.job.behaviour, []).append(i)
 
     def sample(rng: np.random.Generator, step: int) -> dict:
-        clips, instr, labels = [], [], []
+        clips, asked, labels = [], [], []
         for k in range(batch_size):
             mode = rng.integers(4) if k % 2 else -1
             if mode == -1 or (mode == 0 and not short):
                 i = pos[rng.integers(len(pos))]
-                s, task, y = starts[i][0][rng.integers(len(starts[i][0]))], tasks[i], 1.0
+                s, j, y = starts[i][0][rng.integers(len(starts[i][0]))], i, 1.0
             elif mode == 0:
                 i = short[rng.integers(len(short))]
-                s, task, y = starts[i][1][rng.integers(len(starts[i][1]))], tasks[i], 0.0
+                s, j, y = starts[i][1][rng.integers(len(starts[i][1]))], i, 0.0
             else:  # a done clip with another instruction: same behaviour (colours differ) or any other
                 i = pos[rng.integers(len(pos))]
                 s = starts[i][0][rng.integers(len(starts[i][0]))]
                 pool = by_b[episodes[i].job.behaviour] if mode == 1 else range(len(episodes))
                 j = pool[rng.integers(len(pool))]
-                task, y = tasks[j], float(tasks[j] == tasks[i])
-            clips.append(episodes[i].frames[clip_indices(len(episodes[i]), num_frames, stride, s)])
-            instr.append(task)
+                y = float(tasks[j] == tasks[i])
+            clips.append(estimates[i][clip_indices(len(episodes[i]), num_frames, stride, s)])
+            asked.append(j)
             labels.append(y)
-        x = augment(nets.to_tensor(np.stack(clips)), rng)
-        return dict(clips=x, text=torch.from_numpy(text(instr)), labels=torch.tensor(labels))
+        x = np.stack(clips) + noise * rng.standard_normal((batch_size, num_frames, state.DIM)).astype(np.float32)
+        return dict(states=torch.from_numpy(x.astype(np.float32)), slots=torch.from_numpy(slots[asked]),
+                    text=torch.from_numpy(text([tasks[j] for j in asked])), labels=torch.tensor(labels))
     return sample
 
 
@@ -150,7 +150,7 @@ def fit(model: torch.nn.Module, sample, train_cfg: TrainConfig, ckpt_dir, desc: 
 @dataclass
 class Judges:
     estimator: nets.StateEstimator
-    classifier: nets.ClipClassifier | None
+    classifier: nets.StateClassifier | None
     thresholds: physics.Thresholds
     text: TextEmbedder | None = None
 
@@ -181,7 +181,7 @@ class Judges:
             raise ValueError(f"clips must be (N, T >= 2, S, S, 3), got {clips.shape}")
         n, t = clips.shape[:2]
         est = self.estimator.estimate(clips.reshape(n * t, *clips.shape[2:])).reshape(n, t, -1)
-        probs = (self.classifier.prob(clips, self.text(instructions)) if self.classifier is not None
+        probs = (self.classifier.prob(est, instructions, self.text(instructions)) if self.classifier is not None
                  else np.full(n, np.nan))
         rows = []
         for k in range(n):
