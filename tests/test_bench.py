@@ -418,3 +418,9 @@ def test_correlation_over_indistinguishable_successes_is_flagged():
                                            successes=[90, 10, 5, 50, 95], episodes=[100] * 5)
     assert clear["distinguishable"] and clear["reason"] == "" and clear["pearson"] > 0.5
     assert "distinguishable" not in correlation.correlation_report(bench, [0.9, 0.1, 0.05, 0.5, 0.95], n_boot=50)
+
+
+def test_loading_a_judge_of_an_unknown_kind_says_to_rerun_the_stage(tmp_path):
+    (tmp_path / nets.CONFIG).write_text('{"kind": "ClipClassifier", "width": 12}')
+    with pytest.raises(ValueError, match="re-run the bench stage"):
+        nets.load(tmp_path)

@@ -265,8 +265,11 @@ def load(folder) -> nn.Module:
         raise FileNotFoundError(f"{folder}: no judge model here (run the bench stage)")
     cfg = json.loads((folder / CONFIG).read_text())
     kind = cfg.pop("kind")
-    cls, cfg_cls = {"StateEstimator": (StateEstimator, EstimatorConfig),
-                    "StateClassifier": (StateClassifier, ClassifierConfig)}[kind]
+    known = {"StateEstimator": (StateEstimator, EstimatorConfig), "StateClassifier": (StateClassifier, ClassifierConfig)}
+    if kind not in known:
+        raise ValueError(f"{folder}: a saved {kind!r}, which this version cannot load (it knows {sorted(known)}); "
+                         f"re-run the bench stage to retrain the judges")
+    cls, cfg_cls = known[kind]
     model = cls(cfg_cls(**cfg))
     model.load_state_dict(torch.load(folder / WEIGHTS, map_location="cpu"))
     return model.eval()

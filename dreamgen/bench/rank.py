@@ -18,7 +18,6 @@ import pandas as pd
 
 BASE = "base"  # the variant name of the zero-shot base model (no adapter, no fine-tune)
 POLICY_CHUNK = 16           # actions per policy prediction, as in the paper and train_policy
-POLICY_TRAIN_TIMESTEPS = 100  # diffusion-policy noise levels (unused by gr00t, kept for the config)
 
 
 def variant_folder(variants_dir, experiment: str, name: str) -> Path | None:
@@ -132,8 +131,7 @@ def train_neural_policy(real_path, neural_path, out_dir, steps: int, batch_size:
     n = data.Dataset(neural_path).num_episodes
     arm = windows.parse_arm(policy_arm(n))
     cfg = pipeline.policy_config(arm, str(real_path), str(neural_path), image_size=image_size, chunk=POLICY_CHUNK,
-                                 width=width, layers=layers, train_timesteps=POLICY_TRAIN_TIMESTEPS,
-                                 inference_steps=inference_steps)
+                                 width=width, layers=layers, inference_steps=inference_steps)
     arm_data = pipeline.prepare_arm(arm, cfg, str(real_path), str(neural_path), 1.0, False)
     cfg = pipeline.with_provenance(cfg, arm, arm_data, str(real_path), str(neural_path), False)
     shutil.rmtree(out_dir, ignore_errors=True)
