@@ -65,11 +65,11 @@ def test_profile_may_only_change_existing_keys(root):
         apply_profile(base, {"wrld": {"seed": 7}})
 
 
-@pytest.mark.parametrize("profile", ["smoke", "paper"])
+@pytest.mark.parametrize("profile", ["smoke", "paper", "long"])
 def test_every_profile_yields_valid_params(root, profile):
     override = yaml.safe_load((root / "profiles" / f"{profile}.yaml").read_text())
     merged = apply_profile(load_params(root / "params.yaml"), override)
-    for stage in ("world", "collect"):
+    for stage in ("world", "collect", "pretrain_world_model"):
         validate(stage, merged[stage])
 
 
