@@ -2,8 +2,7 @@
 
 `Judges` bundles the state estimator (IF by the success predicate, PA by the physics rules),
 the clip-instruction classifier (on the estimator's state trajectory) and the calibrated PA
-thresholds; `judge_clip` returns every
-score of one clip. Samplers draw training batches from simulator-labelled episodes
+thresholds; `Judges.judge` returns every score of each clip. Samplers draw training batches from simulator-labelled episodes
 (`simulate.LabelledEpisode`) in the shape `dreamgen.training.train` expects.
 """
 from __future__ import annotations
@@ -134,7 +133,7 @@ def classifier_sampler(episodes: list[LabelledEpisode], estimates: list[np.ndarr
             asked.append(j)
             labels.append(y)
         x = np.stack(clips) + noise * rng.standard_normal((batch_size, num_frames, state.DIM)).astype(np.float32)
-        return dict(states=torch.from_numpy(x.astype(np.float32)), slots=torch.from_numpy(slots[asked]),
+        return dict(states=torch.from_numpy(x), slots=torch.from_numpy(slots[asked]),
                     text=torch.from_numpy(text([tasks[j] for j in asked])), labels=torch.tensor(labels))
     return sample
 

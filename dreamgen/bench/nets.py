@@ -155,9 +155,9 @@ class ClassifierConfig:
     text_dim: int = 384
 
 
-_PER, _NCOL = len(state._PER_COLOUR), len(state.COLOUR_NAMES)
-_OBJ_XY = [state._PER_COLOUR.index("obj_x"), state._PER_COLOUR.index("obj_y")]
-_ZONE_XY = [state._PER_COLOUR.index("zone_x"), state._PER_COLOUR.index("zone_y")]
+_PER, _NCOL = len(state.PER_COLOUR), len(state.COLOUR_NAMES)
+_OBJ_XY = [state.PER_COLOUR.index("obj_x"), state.PER_COLOUR.index("obj_y")]
+_ZONE_XY = [state.PER_COLOUR.index("zone_x"), state.PER_COLOUR.index("zone_y")]
 
 
 def colour_slots(instructions) -> np.ndarray:

@@ -24,10 +24,11 @@ COLOUR_NAMES: tuple[str, ...] = tuple(COLOURS)
 SCALE = 100.0  # world units per state unit
 
 # Per colour: object (presence, x, y, cos 2a, sin 2a, stacked), zone (presence, x, y), button (presence, pressed).
-_PER_COLOUR = ("obj", "obj_x", "obj_y", "obj_c2", "obj_s2", "obj_stacked", "zone", "zone_x", "zone_y",
-               "button", "button_pressed")
+# A state vector is every colour's block in COLOUR_NAMES order, then the global entries.
+PER_COLOUR = ("obj", "obj_x", "obj_y", "obj_c2", "obj_s2", "obj_stacked", "zone", "zone_x", "zone_y",
+              "button", "button_pressed")
 _GLOBAL = ("ee_x", "ee_y", "opening", "held", "drawer", "drawer_ext", "beads", "beads_in", "stain", "stain_left")
-NAMES: tuple[str, ...] = tuple(f"{c}.{k}" for c in COLOUR_NAMES for k in _PER_COLOUR) + _GLOBAL
+NAMES: tuple[str, ...] = tuple(f"{c}.{k}" for c in COLOUR_NAMES for k in PER_COLOUR) + _GLOBAL
 INDEX: dict[str, int] = {n: i for i, n in enumerate(NAMES)}
 DIM = len(NAMES)
 # Which entries are probabilities (trained with a logistic loss; presences and flags).
