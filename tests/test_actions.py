@@ -10,6 +10,7 @@ from dreamgen import data
 from dreamgen.actions import idm, lam, label, pipeline
 from dreamgen.collect import WorldConfig
 from dreamgen.episode import Episode
+from dreamgen.tiny import tiny_siglip
 from dreamgen.training import TrainConfig, train
 
 K, SIZE = 4, 32
@@ -121,13 +122,7 @@ def test_holdout_split_spreads_over_the_dataset():
 @pytest.mark.parametrize("arch", ["siglip", "siglip2"])
 def test_idm_takes_a_transformers_vision_backbone_by_path(tmp_path, arch):
     """A tiny randomly initialised SigLIP / SigLIP-2 vision model saved locally (no download)."""
-    import transformers
-
-    small = dict(hidden_size=16, intermediate_size=32, num_hidden_layers=1, num_attention_heads=2, patch_size=8)
-    if arch == "siglip":
-        vision = transformers.SiglipVisionModel(transformers.SiglipVisionConfig(image_size=SIZE, **small))
-    else:
-        vision = transformers.Siglip2VisionModel(transformers.Siglip2VisionConfig(num_patches=(SIZE // 8) ** 2, **small))
+    vision = tiny_siglip(arch, SIZE)
     vision.save_pretrained(tmp_path / arch)
     model = tiny_idm(backbone="hf", backbone_path=str(tmp_path / arch))
     batch = dict(frames=torch.rand(3, 2, 3, SIZE, SIZE), actions=torch.rand(3, K, 4) * 2 - 1, states=torch.rand(3, 2, 4))

@@ -5,6 +5,7 @@ import torch
 
 from dreamgen.bench import correlation, judges, nets, physics, score, simulate, state, validity
 from dreamgen.collect import WorldConfig
+from dreamgen.tiny import tiny_qwen_judge
 from dreamgen.world.behaviours import BEHAVIOURS
 
 torch.set_num_threads(1)
@@ -223,42 +224,10 @@ def test_score_videos_reads_a_lerobot_dataset(clean, tiny_judges, tmp_path):
         score.score_videos(root, tiny_judges)
 
 
-def _tiny_qwen():
-    """A randomly initialised two-layer Qwen2.5-VL with a word-level tokenizer, built offline."""
-    import re
-
-    from tokenizers import AddedToken, Tokenizer, models, pre_tokenizers
-    from transformers import PreTrainedTokenizerFast, Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration
-    from transformers import Qwen2VLImageProcessor
-
-    from dreamgen.bench import vlm
-
-    specials = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|vision_start|>", "<|vision_end|>",
-                "<|image_pad|>", "<|video_pad|>"]
-    words = sorted(set(re.findall(r"\w+|[^\w\s]", vlm.IF_PROMPT + vlm.PA_PROMPT + vlm.SYSTEM +
-                                  " system user assistant put the red cube in blue bowl open drawer 0 1 8")))
-    vocab = {t: i for i, t in enumerate(["[UNK]"] + specials + words)}
-    tok = Tokenizer(models.WordLevel(vocab, unk_token="[UNK]"))
-    tok.pre_tokenizer = pre_tokenizers.Whitespace()
-    tok.add_special_tokens([AddedToken(s, special=True) for s in specials])
-    tokenizer = PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="[UNK]", pad_token="<|endoftext|>")
-    cfg = Qwen2_5_VLConfig(
-        text_config=dict(vocab_size=len(vocab), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                         num_attention_heads=2, num_key_value_heads=1, max_position_embeddings=1024,
-                         bos_token_id=1, eos_token_id=3, rope_scaling={"type": "mrope", "mrope_section": [2, 3, 3]}),
-        vision_config=dict(depth=1, hidden_size=32, intermediate_size=64, num_heads=2, out_hidden_size=32,
-                           fullatt_block_indexes=[0], window_size=28),
-        image_token_id=vocab["<|image_pad|>"], video_token_id=vocab["<|video_pad|>"],
-        vision_start_token_id=vocab["<|vision_start|>"], vision_end_token_id=vocab["<|vision_end|>"])
-    torch.manual_seed(0)
-    model = Qwen2_5_VLForConditionalGeneration(cfg).eval()
-    return vlm.VLMJudge(model, tokenizer, Qwen2VLImageProcessor(), frames=4)
-
-
 def test_vlm_judge_on_a_tiny_random_qwen():
     from dreamgen.bench import vlm
 
-    judge = _tiny_qwen()
+    judge = tiny_qwen_judge()
     video = np.random.default_rng(0).integers(0, 255, (8, 32, 32, 3), dtype=np.uint8)
     assert list(vlm.sample_frames(video, 4)[:, 0, 0, 0]) == list(video[[0, 2, 5, 7], 0, 0, 0])
     images = [__import__("PIL.Image").Image.fromarray(f) for f in vlm.sample_frames(video, 4)]

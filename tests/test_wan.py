@@ -1,5 +1,5 @@
 """The paper profile's WAN2.1 image-to-video path (dreamgen.world_model.wan) on a tiny, randomly
-initialised WanImageToVideoPipeline built here: no downloads, the tokenizer is the bundled
+initialised WanImageToVideoPipeline (dreamgen.tiny): no downloads, the tokenizer is the bundled
 all-MiniLM-L6-v2 one. Dimensions follow diffusers' own WAN I2V pipeline tests."""
 from __future__ import annotations
 
@@ -10,61 +10,25 @@ import numpy as np
 import pytest
 import torch
 
+from dreamgen.tiny import WAN_Z, square_clips, tiny_wan_i2v
 from dreamgen.world_model import wan
 
 torch.set_num_threads(1)
 
-Z = 4  # VAE latent channels; the transformer takes 2 Z + 4 (noisy, mask, image condition)
+Z = WAN_Z  # VAE latent channels; the transformer takes 2 Z + 4 (noisy, mask, image condition)
 H = W = 32  # VAE /8 -> 4x4 latents, patch 2 -> 2x2 tokens per latent frame
 T = 9  # 1 + 4 n frames -> 3 latent frames
-
-
-def build_tiny_pipe():
-    from diffusers import (AutoencoderKLWan, FlowMatchEulerDiscreteScheduler, WanImageToVideoPipeline,
-                           WanTransformer3DModel)
-    from transformers import (AutoTokenizer, CLIPImageProcessor, CLIPVisionConfig, CLIPVisionModel, UMT5Config,
-                              UMT5EncoderModel)
-
-    from dreamgen.world_model.text import text_model_dir
-
-    tokenizer = AutoTokenizer.from_pretrained(text_model_dir(), local_files_only=True)
-    torch.manual_seed(0)
-    text_encoder = UMT5EncoderModel(UMT5Config(vocab_size=len(tokenizer), d_model=32, d_kv=8, d_ff=32, num_layers=1,
-                                               num_heads=4, relative_attention_num_buckets=8)).eval()
-    # a non-trivial latent normalisation, so that a wrong mean/std would show
-    vae = AutoencoderKLWan(base_dim=3, z_dim=Z, dim_mult=[1, 1, 1, 1], num_res_blocks=1,
-                           temperal_downsample=[False, True, True], latents_mean=[0.1, -0.2, 0.0, 0.3],
-                           latents_std=[1.5, 0.5, 1.0, 2.0]).eval()
-    transformer = WanTransformer3DModel(patch_size=(1, 2, 2), num_attention_heads=2, attention_head_dim=12,
-                                        in_channels=2 * Z + 4, out_channels=Z, text_dim=32, freq_dim=256, ffn_dim=32,
-                                        num_layers=2, cross_attn_norm=True, qk_norm="rms_norm_across_heads",
-                                        rope_max_seq_len=32, image_dim=4).eval()
-    image_encoder = CLIPVisionModel(CLIPVisionConfig(hidden_size=4, projection_dim=4, num_hidden_layers=2,
-                                                     num_attention_heads=2, image_size=8, intermediate_size=16,
-                                                     patch_size=2)).eval()
-    pipe = WanImageToVideoPipeline(tokenizer=tokenizer, text_encoder=text_encoder, vae=vae,
-                                   scheduler=FlowMatchEulerDiscreteScheduler(shift=3.0),
-                                   image_processor=CLIPImageProcessor(crop_size=8, size=8),
-                                   image_encoder=image_encoder, transformer=transformer)
-    pipe.set_progress_bar_config(disable=True)
-    return pipe
 
 
 @pytest.fixture(scope="module")
 def base_dir(tmp_path_factory):
     folder = tmp_path_factory.mktemp("wan") / "base"
-    build_tiny_pipe().save_pretrained(folder)
+    tiny_wan_i2v().save_pretrained(folder)
     return folder
 
 
 def clips(n=2, seed=0):
-    """Smooth-ish random clips (n, T, H, W, 3) uint8 with a moving bright square."""
-    rng = np.random.default_rng(seed)
-    x = np.full((n, T, H, W, 3), 60, np.uint8) + rng.integers(0, 20, (n, 1, 1, 1, 3), dtype=np.uint8)
-    for i in range(n):
-        for t in range(T):
-            x[i, t, 8:16, 2 + 2 * t:10 + 2 * t] = 220
-    return x
+    return square_clips(n, T, H, seed)
 
 
 def forward(pipe, seed=0):
@@ -193,7 +157,7 @@ def test_lora_step_trains_only_the_adapter(trained):
     assert lora and any(v.abs().max() > 0 for v in lora.values())  # lora_B starts at zero: it moved
     assert not any(p.requires_grad for p in pipe.text_encoder.parameters())
     with pytest.raises(ValueError, match="no trainable LoRA adapter"):
-        fresh = build_tiny_pipe()
+        fresh = tiny_wan_i2v()
         wan.wan_lora_step(fresh, clips(), PROMPTS, None, torch.Generator(), max_sequence_length=16)
 
 
