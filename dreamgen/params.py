@@ -137,6 +137,10 @@ class PretrainWorldModelParams:
     width: int = key("transformer width (heads x head size)", lo=8)
     heads: int = key("attention heads", lo=1)
     layers: int = key("transformer blocks", lo=1, hi=64)
+    small_width: int = key("width of the smaller world model trained by the same recipe (the bench's 'small' "
+                           "variant)", lo=8)
+    small_heads: int = key("attention heads of the smaller model", lo=1)
+    small_layers: int = key("transformer blocks of the smaller model", lo=1, hi=64)
     residual: bool = key("model the clip minus its first frame, so that nothing moving is the easy default")
     prediction: str = key("what the transformer outputs: the clean clip (x0) or the flow velocity",
                           choices=("x0", "velocity"))
@@ -161,6 +165,7 @@ class PretrainWorldModelParams:
     threads: int = key("torch CPU threads; 0 = all cores", lo=0, hi=256)
     ckpt_dir: str = key("training checkpoints, one folder per configuration, kept across runs to resume")
     model_dir: str = key("the base world model (DreamGenVideoPipeline.save_pretrained)")
+    small_model_dir: str = key("the smaller base world model, saved the same way")
     metrics_path: str = key("DVC metrics file of this stage")
     figures_dir: str = key("folder of this stage's figures")
 
@@ -181,6 +186,9 @@ class FinetuneWorldModelParams:
     full_lr: float = key("AdamW learning rate of a full fine-tune", lo=0.0, hi=1.0)
     extra_loras: list[str] = key("more LoRA variants for the bench ranking, named lora-r<rank>-s<steps>, trained on "
                                  "full_experiments too ([]: none)")
+    small_base_dir: str = key("the smaller base world model (pretrain_world_model's small_model_dir)")
+    small_experiments: list[str] = key("experiments on which the smaller model is fully fine-tuned (full_steps, "
+                                       "full_lr) into the variant 'small' ([]: none)")
     lr_schedule: str = key("learning-rate schedule of every fine-tune: constant, or cosine decay to 0",
                            choices=("constant", "cosine"))
     batch_size: int = key("clips per step", lo=1)

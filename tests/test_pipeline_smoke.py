@@ -107,6 +107,10 @@ def test_pretrain_world_model_outputs(repo):
         assert 0 <= metrics[part]["mae_dream"] <= 255 and metrics[part]["mae_copy_first"] > 0
         assert 0 <= metrics[part]["motion_hit"] <= 1
     assert metrics["final_loss"] < metrics["first_loss"]
+    small = metrics["small"]  # the bench's smaller model: same steps, fewer parameters
+    assert small["steps"] == 30 and small["params_m"] < metrics["params_m"] / 2
+    assert 0 <= small["heldout_web"]["mae_dream"] <= 255
+    assert load_pipeline(repo / "data/models/world_model/base_small").clip_spec == ClipSpec(8, 4, 16)
     for fig in ("loss.png", "samples_over_training.gif", "heldout_web.gif", "zero_shot_robot.gif"):
         assert (repo / "reports/figures/pretrain_world_model" / fig).is_file(), fig
     pipe = load_pipeline(repo / "data/models/world_model/base")
@@ -178,7 +182,8 @@ def test_finetuned_variants_load_and_report_quality(repo):
 
     m = json.loads((repo / "reports/metrics/finetune_world_model.json").read_text())
     assert set(m["quality"]) == {"cotrain/base", "cotrain/lora", "pickplace_env0/base", "pickplace_env0/lora",
-                                 "pickplace_env0/full", "pickplace_env0/lora-r4-s8", "pickplace_env0/lora-r8-s4"}
+                                 "pickplace_env0/full", "pickplace_env0/lora-r4-s8", "pickplace_env0/lora-r8-s4",
+                                 "pickplace_env0/small"}
     for q in m["quality"].values():
         assert 0 <= q["mae_dream"] <= 255 and 0 <= q["look"] <= 1 and q["fid_idm"] >= 0 and q["clips"] >= 1
     assert m["train"]["cotrain/lora"]["steps"] == 6
@@ -191,6 +196,9 @@ def test_finetuned_variants_load_and_report_quality(repo):
     for name, (rank, steps) in (("lora-r4-s8", (4, 8)), ("lora-r8-s4", (8, 4))):  # the bench ranking's
         pipe, info = variants.load_variant(root / "base", root / f"finetuned/pickplace_env0/{name}")
         assert info["kind"] == "lora" and info["rank"] == rank and m["train"][f"pickplace_env0/{name}"]["steps"] == steps
+    pipe, info = variants.load_variant(root / "base", root / "finetuned/pickplace_env0/small")
+    assert info["kind"] == "model" and info["meta"]["trained_pairs"] == [["pick_place", 0]]
+    assert m["train"]["pickplace_env0/small"]["trainable_params"] < m["train"]["pickplace_env0/full"]["trainable_params"]
 
 
 def test_dreams_and_their_neural_trajectories(repo):

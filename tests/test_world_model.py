@@ -398,3 +398,35 @@ def test_extra_lora_names_parse_or_fail_clearly():
     for bad in ("lora-4-300", "lora-r0-s10", "full", "lora-r4-s300x"):
         with pytest.raises(ValueError, match="lora-r<rank>-s<steps>"):
             parse_extra_lora(bad)
+
+
+def test_a_smaller_model_loads_as_a_variant_only_under_the_same_pipeline_settings(text, bank, tmp_path):
+    """The bench's "smaller model": another denoiser size, fine-tuned on its own base, swapped into
+    the base pipeline (same text encoder, scheduler, clip spec); other settings are refused."""
+    from dataclasses import replace
+
+    from dreamgen.world_model import lora, variants
+
+    new_pipe(text).save_pretrained(tmp_path / "base")
+    torch.manual_seed(1)
+    small = build_pipeline(replace(TINY, width=TINY.width // 2), SPEC, text=text)
+    small.save_pretrained(tmp_path / "small_base")
+    cfg = TrainConfig(steps=2, lr=1e-2, seed=0, ckpt_every=10, log_every=1)
+    pipe, _, fp, _ = variants.finetune(tmp_path / "small_base", "full", bank, cfg, tmp_path / "ckpt", batch_size=2,
+                                       p_drop_text=0.0)
+    image = bank.clip(0)[0]
+    made = pipe(image, "move right", num_inference_steps=2, generator=torch.Generator().manual_seed(0)).frames
+    variants.save_full(pipe, tmp_path / "small", fp, meta=dict(trained_pairs=[["pick_place", 0]]), kind="model")
+    assert variants.variant_kind(tmp_path / "small") == "model"
+    got_pipe, info = variants.load_variant(tmp_path / "base", tmp_path / "small")
+    assert info["kind"] == "model" and info["base"] == fp != lora.base_fingerprint(load_pipeline(tmp_path / "base").transformer)
+    assert got_pipe.transformer.config.num_attention_heads * got_pipe.transformer.config.attention_head_dim == TINY.width // 2
+    got = got_pipe(image, "move right", num_inference_steps=2, generator=torch.Generator().manual_seed(0)).frames
+    assert (got == made).all()
+    # a base whose pipeline runs other settings (no residual) refuses it, naming the setting
+    torch.manual_seed(0)
+    build_pipeline(TINY, SPEC, text=text, residual=False).save_pretrained(tmp_path / "other")
+    with pytest.raises(ValueError, match="residual"):
+        variants.load_variant(tmp_path / "other", tmp_path / "small")
+    with pytest.raises(ValueError, match="kind must be"):
+        variants.save_full(pipe, tmp_path / "x", fp, kind="lora")

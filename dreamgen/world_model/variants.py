@@ -1,10 +1,15 @@
-"""World-model variants: the base (web pretraining only), a LoRA adapter, or a fully fine-tuned denoiser.
+"""World-model variants: the base (web pretraining only), a LoRA adapter, a fully fine-tuned
+denoiser, or another (smaller) world model.
 
 A variant folder holds either a peft adapter (lora.save_adapter: adapter_config.json +
-adapter_model.safetensors) or a full fine-tune (`transformer/` in diffusers layout +
-variant.json). Both record a fingerprint of the base they were trained from, and both load
-onto that base with `load_variant(base_dir, variant_dir)`, so a dream always says which base and
-which variant made it and a variant never silently loads onto another base.
+adapter_model.safetensors), a full fine-tune (`transformer/` in diffusers layout +
+variant.json, kind "full") or another model (the same layout, kind "model": a denoiser of
+another size, pretrained and fine-tuned on its own, that shares the base's text encoder,
+scheduler and clip spec). Each records a fingerprint of the base it was trained from; adapters
+and full fine-tunes load only onto that base with `load_variant(base_dir, variant_dir)`, so a
+dream always says which base and which variant made it and a variant never silently loads onto
+another base. A "model" variant replaces the denoiser and must agree with the base's pipeline
+settings instead.
 """
 from __future__ import annotations
 
@@ -16,7 +21,10 @@ from dreamgen.world_model import lora
 from dreamgen.world_model.pipeline import DreamGenVideoPipeline, load_pipeline
 
 VARIANT = "variant.json"
-KINDS = ("base", "lora", "full")
+KINDS = ("base", "lora", "full", "model")
+# what a "model" variant must share with the base pipeline it is loaded into
+PIPELINE_KEYS = ("image_size", "num_frames", "frame_stride", "residual", "max_text_tokens", "prediction",
+                 "train_shift", "motion_weight")
 EXTRA_LORA = re.compile(r"^lora-r(?P<rank>\d+)-s(?P<steps>\d+)$")
 
 
@@ -29,23 +37,37 @@ def parse_extra_lora(name: str) -> tuple[int, int]:
     return int(m["rank"]), int(m["steps"])
 
 
-def save_full(pipe: DreamGenVideoPipeline, folder, base_print: str, meta: dict | None = None) -> Path:
-    """Write a fully fine-tuned denoiser (transformer only: text encoder and scheduler are the base's)."""
+def pipeline_card(pipe: DreamGenVideoPipeline) -> dict:
+    """The pipeline settings a denoiser was trained under (clip spec, objective, sampler shift)."""
+    return {k: pipe.config.get(k) for k in PIPELINE_KEYS} | dict(shift=pipe.scheduler.config.shift,
+                                                                 text_dim=pipe.text_encoder.config.hidden_size)
+
+
+def save_full(pipe: DreamGenVideoPipeline, folder, base_print: str, meta: dict | None = None,
+              kind: str = "full") -> Path:
+    """Write a fine-tuned denoiser (transformer only: text encoder and scheduler are the base's).
+
+    kind "full": a full fine-tune of the base (same architecture); "model": the denoiser of
+    another world model (e.g. a smaller one, base_print being its own pretrained base's).
+    """
+    if kind not in ("full", "model"):
+        raise ValueError(f"kind must be 'full' or 'model', got {kind!r}")
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     pipe.transformer.save_pretrained(folder / "transformer")
-    (folder / VARIANT).write_text(json.dumps(dict(kind="full", base=base_print, clip_spec=pipe.clip_spec.to_dict(),
-                                                  meta=meta or {}), indent=1, default=str))
+    (folder / VARIANT).write_text(json.dumps(dict(kind=kind, base=base_print, clip_spec=pipe.clip_spec.to_dict(),
+                                                  pipeline=pipeline_card(pipe), meta=meta or {}),
+                                             indent=1, default=str))
     return folder
 
 
 def variant_kind(folder) -> str:
-    """'lora' or 'full' for a saved variant folder; FileNotFoundError if it holds neither."""
+    """'lora', 'full' or 'model' for a saved variant folder; FileNotFoundError if it holds none."""
     folder = Path(folder)
     if (folder / lora.CONFIG).is_file():
         return "lora"
     if (folder / VARIANT).is_file():
-        return "full"
+        return json.loads((folder / VARIANT).read_text()).get("kind", "full")
     raise FileNotFoundError(f"{folder}: no world-model variant here (expected {lora.CONFIG} of a LoRA adapter or "
                             f"{VARIANT} of a full fine-tune); run the finetune_world_model stage first")
 
@@ -68,6 +90,8 @@ def load_variant(base_dir, variant_dir=None) -> tuple[DreamGenVideoPipeline, dic
         cfg = lora.load_adapter(pipe, variant_dir)
         return pipe, info | dict(kind="lora", variant_dir=str(variant_dir), rank=cfg["rank"], meta=cfg.get("meta", {}))
     cfg = json.loads((Path(variant_dir) / VARIANT).read_text())
+    if kind == "model":
+        return _load_model(pipe, info, variant_dir, cfg)
     if cfg["base"] != here:
         raise ValueError(f"{variant_dir}: fine-tuned from base model {cfg['base']}, but {base_dir} is {here}; "
                          "load the base it was fine-tuned from")
@@ -79,6 +103,22 @@ def load_variant(base_dir, variant_dir=None) -> tuple[DreamGenVideoPipeline, dic
         raise ValueError(f"{variant_dir}: its transformer config differs from the base's")
     pipe.transformer = tr.eval().requires_grad_(False)
     return pipe, info | dict(kind="full", variant_dir=str(variant_dir), meta=cfg.get("meta", {}))
+
+
+def _load_model(pipe: DreamGenVideoPipeline, info: dict, variant_dir, cfg: dict):
+    """Swap in another world model's denoiser, if it was trained under the base pipeline's settings."""
+    from diffusers import WanTransformer3DModel
+
+    here = pipeline_card(pipe)
+    theirs = cfg.get("pipeline", {})
+    diff = sorted(k for k in set(here) | set(theirs) if here.get(k) != theirs.get(k))
+    if diff:
+        raise ValueError(f"{variant_dir}: a world model trained with other pipeline settings than the base at "
+                         f"{info['base_dir']} ({', '.join(f'{k}: {theirs.get(k)} vs {here.get(k)}' for k in diff)}); "
+                         "retrain it with the base's settings")
+    tr = WanTransformer3DModel.from_pretrained(Path(variant_dir) / "transformer")
+    pipe.transformer = tr.eval().requires_grad_(False)
+    return pipe, info | dict(kind="model", base=cfg["base"], variant_dir=str(variant_dir), meta=cfg.get("meta", {}))
 
 
 def finetune(base_dir, kind: str, bank, train_cfg, ckpt_root, batch_size: int, p_drop_text: float,
