@@ -31,6 +31,24 @@ def matmul_gflops(n: int = 1024, reps: int = 10) -> float:
     return 2 * n ** 3 * reps / (time.perf_counter() - t) / 1e9
 
 
+def default_pipeline(p: dict, text=None):
+    """A fresh, randomly initialised world model of pretrain_world_model params `p`'s size and recipe
+    (speed does not depend on the weights); text: (tokenizer, encoder), default all-MiniLM-L6-v2."""
+    torch.manual_seed(0)
+    return build_pipeline(DenoiserConfig(patch=p["patch"], width=p["width"], heads=p["heads"], layers=p["layers"]),
+                          ClipSpec(p["num_frames"], p["frame_stride"], p["image_size"]), residual=p["residual"],
+                          shift=p["shift"], max_text_tokens=p["max_text_tokens"], prediction=p["prediction"],
+                          train_shift=p["train_shift"], motion_weight=p["motion_weight"], text=text)
+
+
+def random_bank(spec: ClipSpec, episodes: int = 8, frames: int = 40) -> ClipBank:
+    """Episodes of uniform noise frames (S, S, 3) with instructions "task i": throughput input."""
+    rng = np.random.default_rng(0)
+    eps = [rng.integers(0, 255, (frames, spec.image_size, spec.image_size, 3), dtype=np.uint8)
+           for _ in range(episodes)]
+    return ClipBank(spec, eps, [f"task {i}" for i in range(episodes)], [{} for _ in eps])
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--threads", type=int, default=1)
@@ -41,17 +59,13 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     p = yaml.safe_load(open(args.params))["pretrain_world_model"]
     d = yaml.safe_load(open(args.params))["dream"]
-    spec = ClipSpec(p["num_frames"], p["frame_stride"], p["image_size"])
-    torch.manual_seed(0)
-    pipe = build_pipeline(DenoiserConfig(patch=p["patch"], width=p["width"], heads=p["heads"], layers=p["layers"]),
-                          spec, residual=p["residual"], shift=p["shift"], max_text_tokens=p["max_text_tokens"],
-                          prediction=p["prediction"], train_shift=p["train_shift"], motion_weight=p["motion_weight"])
+    pipe = default_pipeline(p)
     peak = matmul_gflops()
     print(f"threads {args.threads}; matmul 1024^2 fp32: {peak:.1f} GFLOP/s")
 
     rng = np.random.default_rng(0)
-    eps = [rng.integers(0, 255, (40, spec.image_size, spec.image_size, 3), dtype=np.uint8) for _ in range(8)]
-    bank = ClipBank(spec, eps, [f"task {i}" for i in range(8)], [{} for _ in eps])
+    bank = random_bank(pipe.clip_spec)
+    eps = bank.episodes
     sample = make_sampler(pipe, bank, p["batch_size"], p["p_drop_text"], p["train_shift"])
     model = FlowMatchingVideoModel(pipe.transformer, residual=p["residual"], prediction=p["prediction"],
                                    motion_weight=p["motion_weight"])

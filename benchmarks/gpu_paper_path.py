@@ -218,20 +218,15 @@ def check_idm_siglip2() -> dict:
 def check_mini_wm(text, params_path: str, steps: int) -> dict:
     import yaml
 
+    from bench_world_model import default_pipeline, random_bank  # this folder's CPU benchmark
+
     from dreamgen.training import TrainConfig
-    from dreamgen.world_model import ClipSpec, DenoiserConfig, build_pipeline, dream, fit
-    from dreamgen.world_model.clips import ClipBank
+    from dreamgen.world_model import dream, fit
 
     p = yaml.safe_load(open(params_path))["pretrain_world_model"]
-    spec = ClipSpec(p["num_frames"], p["frame_stride"], p["image_size"])
-    torch.manual_seed(0)
-    pipe = build_pipeline(DenoiserConfig(patch=p["patch"], width=p["width"], heads=p["heads"], layers=p["layers"]),
-                          spec, residual=p["residual"], shift=p["shift"], max_text_tokens=p["max_text_tokens"],
-                          prediction=p["prediction"], train_shift=p["train_shift"], motion_weight=p["motion_weight"],
-                          text=text).to(CUDA)
-    rng = np.random.default_rng(0)
-    eps = [rng.integers(0, 255, (40, spec.image_size, spec.image_size, 3), dtype=np.uint8) for _ in range(8)]
-    bank = ClipBank(spec, eps, [f"task {i}" for i in range(8)], [{} for _ in eps])
+    pipe = default_pipeline(p, text).to(CUDA)
+    bank = random_bank(pipe.clip_spec)
+    eps = bank.episodes
     res = {}
     with tempfile.TemporaryDirectory() as tmp:
         for bs in (p["batch_size"], 64):
