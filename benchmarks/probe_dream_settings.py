@@ -1,12 +1,12 @@
 """Probe: what the sampler's settings (guidance scale, Euler steps) do to a variant's dreams.
 
     .venv/bin/python benchmarks/probe_dream_settings.py [--variant lora] [--experiment pickplace_env0]
-        [--guidance 1 3 6] [--steps 8 20] [--threads 1]
+        [--guidance 1 3 6] [--steps 8 20] [--eta 0] [--threads 1]
 
 Dreams the held-out episodes of the experiment's robot dataset (every `holdout_every`-th, as
 the finetune stage holds them out) from their first frame and instruction, with the
 fine-tuned variant of `finetune_world_model.out_dir` (or `base`), at every (guidance, steps)
-pair, with the same seeds as the finetune stage's quality table. Prints, per setting, what
+pair (and sampler stochasticity eta), with the same seeds as the finetune stage's quality table. Prints, per setting, what
 that table reports: MAE against copying the first frame, the motion check against chance, look
 consistency and the Frechet distance on IDM pair features. No training; writes nothing.
 Needs `dvc repro finetune_world_model` (and train_idm) first.
@@ -43,6 +43,8 @@ def main() -> None:
     ap.add_argument("--experiment", default="pickplace_env0")
     ap.add_argument("--guidance", type=float, nargs="+", default=[1.0, 3.0, 6.0])
     ap.add_argument("--steps", type=int, nargs="+", default=[8, 20])
+    ap.add_argument("--eta", type=float, nargs="+", default=[0.0],
+                    help="sampler stochasticity: 0 = deterministic Euler, 1 = fresh noise each step")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--params", default="params.yaml")
     args = ap.parse_args()
@@ -59,15 +61,15 @@ def main() -> None:
     encoder = idm.load_idm(cfg.idm_dir).encoder
     seeds = [cfg.seed + 7000 + i for i in range(len(real))]  # the finetune stage's quality seeds
     print(f"{args.experiment}/{args.variant}: {len(real)} held-out clips, {args.threads} thread(s)")
-    for g in args.guidance:
-        for n in args.steps:
-            t0 = time.time()
-            dreams = wm.dream(pipe, real[:, 0], list(held.tasks), seeds, g, n)
-            r = wm.evaluate.quality_report(dreams, real, encoder=encoder)
-            print(f"guidance {g:g}, {n} Euler steps: MAE {r['mae_dream']:.2f} (copy first {r['mae_copy_first']:.2f}), "
-                  f"motion hit {r['motion_hit']:.2f} (chance {r['motion_hit_shuffled']:.2f}), look {r['look']:.3f} "
-                  f"(copy first {r['look_copy_first']:.3f}), FD-IDM {r['fid_idm']:.1f} (copy first "
-                  f"{r['fid_idm_copy_first']:.1f}); {(time.time() - t0) / len(real):.2f} s/clip", flush=True)
+    for g, n, eta in [(g, n, e) for g in args.guidance for n in args.steps for e in args.eta]:
+        t0 = time.time()
+        dreams = wm.dream(pipe, real[:, 0], list(held.tasks), seeds, g, n, eta=eta)
+        r = wm.evaluate.quality_report(dreams, real, encoder=encoder)
+        print(f"guidance {g:g}, {n} Euler steps, eta {eta:g}: MAE {r['mae_dream']:.2f} "
+              f"(copy first {r['mae_copy_first']:.2f}), "
+              f"motion hit {r['motion_hit']:.2f} (chance {r['motion_hit_shuffled']:.2f}), look {r['look']:.3f} "
+              f"(copy first {r['look_copy_first']:.3f}), FD-IDM {r['fid_idm']:.1f} (copy first "
+              f"{r['fid_idm_copy_first']:.1f}); {(time.time() - t0) / len(real):.2f} s/clip", flush=True)
 
 
 if __name__ == "__main__":

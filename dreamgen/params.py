@@ -196,6 +196,8 @@ class FinetuneWorldModelParams:
     ckpt_every: int = key("checkpoint every this many steps (a stopped run resumes from it)", lo=1)
     guidance_scale: float = key("classifier-free guidance of the evaluation dreams", lo=0.0, hi=20.0)
     inference_steps: int = key("Euler steps of the flow when dreaming", lo=1, hi=1000)
+    sampler_etas: list[float] = key("sampler stochasticity (fresh-noise fraction per step) compared on the lab "
+                                    "LoRA's dreams; 0 is the deterministic sampler every stage uses", lo=0.0, hi=1.0)
     idm_dir: str = key("IDM whose pair features give the Frechet distance (train_idm's model_dir)")
     threads: int = key("torch CPU threads; 0 = all cores", lo=0, hi=256)
     ckpt_dir: str = key("training checkpoints, one folder per configuration, kept across runs to resume")
@@ -392,7 +394,8 @@ def validate(stage: str, values: dict[str, Any]) -> Any:
         if m["choices"] is not None and value not in m["choices"]:
             problems.append(f"{stage}.{name}: {value!r} is not one of {list(m['choices'])}. "
                             f"Fix: pick one of them")
-        if m["lo"] is not None and value < m["lo"] or m["hi"] is not None and value > m["hi"]:
+        items = value if isinstance(value, list) else [value]  # a list's range applies to each item
+        if any(m["lo"] is not None and v < m["lo"] or m["hi"] is not None and v > m["hi"] for v in items):
             lo = "-inf" if m["lo"] is None else m["lo"]
             hi = "inf" if m["hi"] is None else m["hi"]
             problems.append(f"{stage}.{name}: {value!r} is out of range. Fix: use a value in "

@@ -43,6 +43,13 @@ def test_missing_key_and_every_problem_reported(world):
     assert "world.seed: missing" in msg and "world.workers" in msg
 
 
+def test_a_list_range_applies_to_each_item(root):
+    section = dict(load_params(root / "params.yaml")["finetune_world_model"])
+    assert validate("finetune_world_model", section | {"sampler_etas": [0, 1.0]}).sampler_etas == [0, 1.0]
+    msg = str(pytest.raises(ParamError, validate, "finetune_world_model", section | {"sampler_etas": [0.0, 1.5]}).value)
+    assert "finetune_world_model.sampler_etas: [0.0, 1.5] is out of range" in msg and "[0.0, 1.0]" in msg
+
+
 def test_float_accepts_int(world):
     world["expert_noise"] = 1
     assert validate("world", world).expert_noise == 1

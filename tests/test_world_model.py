@@ -98,6 +98,27 @@ def test_samples_keep_the_first_frame_and_save_load_round_trip(text, bank, tmp_p
     assert per_clip.shape == out.shape
 
 
+def test_stochastic_sampling_and_the_denoising_trajectory(text, bank):
+    from dreamgen.world_model.evaluate import denoising_trajectory
+
+    pipe = new_pipe(text)
+    image = np.stack([bank.clip(0)[0], bank.clip(1)[0]])
+    prompts = ["move right", "move down"]
+    run = lambda **kw: pipe(image, prompts, num_inference_steps=4, guidance_scale=2.0,  # noqa: E731
+                            generator=[torch.Generator().manual_seed(s) for s in (3, 4)], **kw).frames
+    plain = run()
+    assert (run(eta=0.0) == plain).all(), "eta 0 must be the scheduler's deterministic step"
+    noisy = run(eta=1.0)
+    assert (run(eta=1.0) == noisy).all() and not (noisy == plain).all()
+    with pytest.raises(ValueError, match=r"eta: .* \[0, 1\], got 1.5"):
+        run(eta=1.5)
+    traj = denoising_trajectory(pipe, image, prompts, seed=3, guidance_scale=2.0, steps=4)
+    assert traj.shape == (4, *plain.shape) and traj.dtype == np.uint8
+    # the last step lands on the last clean estimate: the trajectory ends at the dream itself
+    assert np.abs(traj[-1, :, 1:].astype(int) - plain[:, 1:]).max() <= 1
+    assert not (traj[0] == traj[-1]).all()
+
+
 def test_bad_inputs_stop_with_clear_messages(text, bank, tmp_path):
     pipe = new_pipe(text)
     image = bank.clip(0)[0]

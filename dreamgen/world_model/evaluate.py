@@ -9,14 +9,34 @@ import torch
 
 
 def dream(pipe, images: np.ndarray, prompts: list[str], seeds: list[int], guidance_scale: float,
-          steps: int, batch: int = 16) -> np.ndarray:
-    """Dream one clip per (image (N, S, S, 3), prompt, seed): (N, T, S, S, 3) uint8, in batches."""
+          steps: int, batch: int = 16, eta: float = 0.0) -> np.ndarray:
+    """Dream one clip per (image (N, S, S, 3), prompt, seed): (N, T, S, S, 3) uint8, in batches.
+    eta: the sampler's stochasticity (DreamGenVideoPipeline.__call__)."""
     out = []
     for i in range(0, len(images), batch):
         gens = [torch.Generator().manual_seed(int(s)) for s in seeds[i:i + batch]]
         out.append(pipe(images[i:i + batch], prompts[i:i + batch], guidance_scale=guidance_scale,
-                        num_inference_steps=steps, generator=gens).frames)
+                        num_inference_steps=steps, generator=gens, eta=eta).frames)
     return np.concatenate(out)
+
+
+def denoising_trajectory(pipe, image: np.ndarray, prompts: list[str], seed: int, guidance_scale: float,
+                         steps: int, eta: float = 0.0) -> np.ndarray:
+    """The clean clip the model believes in at each sampling step: (steps, N, T, S, S, 3) uint8.
+
+    Shows where a dream goes wrong: whether the first (pure-noise) estimate already lacks a part
+    of the scene, or whether it is there and lost on the way down.
+    """
+    est = []
+
+    def keep(p, i, t, state):
+        x0 = state["x0"] + p.encode_frames(image[:, None])[:, :, :1] if p.config.residual else state["x0"]
+        est.append(p.decode_latents(x0))
+
+    gens = [torch.Generator().manual_seed(int(seed) + i) for i in range(len(image))]
+    pipe(image, prompts, guidance_scale=guidance_scale, num_inference_steps=steps, generator=gens, eta=eta,
+         callback_on_step_end=keep)
+    return np.stack(est)
 
 
 def per_frame_mae(pred: np.ndarray, real: np.ndarray) -> np.ndarray:

@@ -111,13 +111,21 @@ class DreamGenVideoPipeline(DiffusionPipeline):
     @torch.no_grad()
     def __call__(self, image, prompt, num_frames: int | None = None, guidance_scale: float = 3.0,
                  num_inference_steps: int = 20, generator=None, output_type: str = "np",
-                 return_dict: bool = True):
+                 return_dict: bool = True, eta: float = 0.0, callback_on_step_end=None):
         """Dream clips from initial frames (B, S, S, 3) uint8 and one instruction per frame.
 
         generator: a torch.Generator, or a list of B (one seed per clip, for recorded seeds).
         guidance_scale: classifier-free guidance; 1 disables the unconditional branch.
         output_type: "np" for frames (B, T, S, S, 3) uint8, "latent" for (B, C, T, h, w).
+        eta: stochastic sampling in [0, 1]. Each step re-mixes the noise estimate with fresh noise
+            (fraction eta of it, variance kept): 0 is the scheduler's deterministic Euler step, 1 re-noises
+            the clean estimate from scratch, which washes out earlier steps' errors but also their detail.
+        callback_on_step_end: called as f(pipe, step, t, dict(latents=..., x0=...)) after each step, x0
+            being the guided clean estimate (B, C, T, h, w) in the model's target space (the residual
+            from the first frame when `residual`); see evaluate.denoising_trajectory.
         """
+        if not 0.0 <= eta <= 1.0:
+            raise ValueError(f"eta: the fraction of fresh noise per step must lie in [0, 1], got {eta}")
         image = self.check_image(image)
         b = len(image)
         prompts = check_prompts(prompt, b)
@@ -138,14 +146,24 @@ class DreamGenVideoPipeline(DiffusionPipeline):
         if guided:  # one batched pass for both branches
             first2, text2 = torch.cat([first, first]), torch.cat([text, torch.zeros_like(text)])
         self.scheduler.set_timesteps(num_inference_steps, device=self.device)
-        for t in self.progress_bar(self.scheduler.timesteps):
+        sigmas = self.scheduler.sigmas  # flow times, one per step and a final 0
+        for i, t in enumerate(self.progress_bar(self.scheduler.timesteps)):
             tt = (t / 1000).expand(b).float()
             if guided:
                 v_c, v_u = net.velocity(torch.cat([latents, latents]), first2, torch.cat([tt, tt]), text2).chunk(2)
                 v = v_u + guidance_scale * (v_c - v_u)
             else:
                 v = net.velocity(latents, first, tt, text)
-            latents = self.scheduler.step(v, t, latents, return_dict=False)[0]
+            s, s_next = float(sigmas[i]), float(sigmas[i + 1])
+            x0 = latents - s * v  # x_t = (1 - t) x0 + t eps and v = eps - x0
+            if eta == 0.0:
+                latents = self.scheduler.step(v, t, latents, return_dict=False)[0]
+            else:  # the same update with the noise estimate partly re-drawn
+                eps = latents + (1 - s) * v
+                fresh = randn_tensor(latents.shape, generator=generator, device=self.device, dtype=latents.dtype)
+                latents = (1 - s_next) * x0 + s_next * ((1 - eta ** 2) ** 0.5 * eps + eta * fresh)
+            if callback_on_step_end is not None:
+                callback_on_step_end(self, i, t, dict(latents=latents, x0=x0))
         if self.config.residual:
             latents = latents + first[:, :, None]
         latents[:, :, 0] = first  # the given frame is the first frame, exactly
