@@ -40,7 +40,7 @@ from dreamgen.collect import WorldConfig, collect_successes  # noqa: E402
 from dreamgen.params import load_params, stage_section, validate  # noqa: E402
 from dreamgen.training import TrainConfig  # noqa: E402
 from dreamgen.world import embodiments  # noqa: E402
-from dreamgen.world_model.fit import fit  # noqa: E402
+from dreamgen.world_model import variants  # noqa: E402
 
 PICKPLACE_DATASET = 1  # robot_pickplace_env0 is the collect stage's second recipe: seed + 1_000_000 * 1
 
@@ -71,8 +71,7 @@ def main() -> None:
     eps = list(collect_successes([(robot, "pick_place", 0, args.episodes)], col.seed + 1_000_000 * PICKPLACE_DATASET,
                                  WorldConfig(spec["image_size"], spec["supersample"], spec["max_steps"]),
                                  col.expert_noise, col.max_attempt_factor, col.workers))
-    pipe = wm.load_pipeline(ft.base_dir)
-    cs = pipe.clip_spec
+    cs = wm.load_pipeline(ft.base_dir).clip_spec
     bank = wm.ClipBank(cs, [wm.resize_frames(e.frames, cs.image_size) for e in eps], [e.task for e in eps],
                        [e.meta for e in eps])
     train_idx, held_idx = wm.split_holdout(len(eps), ft.holdout_every)
@@ -87,8 +86,8 @@ def main() -> None:
         ckpt = tempfile.mkdtemp(prefix="probe_robot_contrast_")
     cfg = TrainConfig(steps=args.steps, lr=ft.full_lr, seed=ft.seed, ckpt_every=ft.ckpt_every,
                       log_every=max(1, args.steps // 10), schedule=ft.lr_schedule)
-    res, _ = fit(pipe, bank.subset(train_idx), cfg, ckpt, batch_size=ft.batch_size, p_drop_text=ft.p_drop_text,
-                 desc="full fine-tune", train_all=True)
+    pipe, res, _, _ = variants.finetune(ft.base_dir, "full", bank.subset(train_idx), cfg, ckpt, ft.batch_size,
+                                        ft.p_drop_text, desc="full fine-tune")  # as the finetune stage does
     dreams = wm.dream(pipe, real[:, 0], list(held.tasks), [ft.seed + 7000 + i for i in range(len(real))],
                       ft.guidance_scale, ft.inference_steps)
     r = wm.evaluate.quality_report(dreams, real)
