@@ -1,0 +1,283 @@
+"""Device probe: does the robot appear in dreamed pick-and-place clips when the world model trains at GPU scale?
+
+    .venv/bin/python benchmarks/gpu_world_model_scale.py prepare [--pack .gpu/wmscale]
+    python benchmarks/gpu_world_model_scale.py run --pack .gpu/wmscale --out DIR [--seconds 330] [--only A B]
+    .venv/bin/python benchmarks/gpu_world_model_scale.py show --results DIR [--png-dir DIR]
+
+On 2 CPU cores every lever tried (guidance, Euler steps, stochastic sampling, 4x longer fine-tuning,
+2.3x longer pretraining, a high-contrast arm) left the robot arm undrawn in dreams of held-out
+pick-and-place episodes (notebook 04, "Why the robot dissolves"). The lever left is scale. This
+runs, side by side on one GPU, time-boxed, runs that each train far more clips than the CPU
+budget allows and dream the 10 held-out pick-and-place episodes (the finetune stage's split,
+seeds, guidance and Euler steps) every `--snap-every` steps:
+
+  A  the default base (web-pretrained on CPU) fully fine-tuned on pick-and-place in env 0 (90 demos)
+  B  the same base fully fine-tuned on all robot data (co-training set + those 90 demos)
+  C  a larger denoiser (width 256, 6 blocks, 5.4x the parameters) trained from scratch on all robot data
+  D  the default size trained from scratch on all robot data (C's control for size, A/B's for web)
+
+`prepare` runs here, after `dvc repro` of the finetune stage's inputs: it writes a small pack
+(clip banks at the model's size, the base denoiser, the instruction embeddings of every task,
+so the GPU machine needs neither the datasets' videos nor the 87 MB text encoder). `run` spawns
+one process per run; each writes DIR/<run>.npz (metrics per snapshot, held-out dreams per
+snapshot, the final denoising trajectory) and DIR/<run>.safetensors (final denoiser weights of
+A, B and C, C in fp16) as it goes, so a run cut short still leaves its snapshots. `show` prints the tables
+and draws real clips above the dreams. `--device cpu` with tiny `--seconds` is a dry run.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the dreamgen package, without installing it
+
+RUNS = {
+    "A": dict(init="base", data=["pickplace"], lr=2e-4),
+    "B": dict(init="base", data=["pickplace", "cotrain"], lr=2e-4),
+    "C": dict(init="scratch", data=["pickplace", "cotrain"], lr=3e-4, width=256, heads=8, layers=6, fp16_out=True),
+    "D": dict(init="scratch", data=["pickplace", "cotrain"], lr=5e-4, keep_weights=False),
+}
+PICKPLACE = "data/datasets/robot_pickplace_env0"
+COTRAIN = "data/datasets/robot_cotrain"
+
+
+class TimeUp(Exception):
+    """The run's time box is spent; raised after a snapshot is written."""
+
+
+# ---- prepare (here, with the pipeline's outputs) ---------------------------------------------
+def prepare(args) -> None:
+    import shutil
+
+    from dreamgen.params import load_params, stage_section, validate
+    from dreamgen import world_model as wm
+
+    ft = validate("finetune_world_model", stage_section(load_params(args.params), "finetune_world_model", args.params))
+    pipe = wm.load_pipeline(ft.base_dir)
+    spec = pipe.clip_spec
+    pack = Path(args.pack)
+    if pack.exists():
+        shutil.rmtree(pack)
+    pack.mkdir(parents=True)
+    arrays, tasks = {}, {}
+    for name, root in (("pickplace", PICKPLACE), ("cotrain", COTRAIN)):
+        bank = wm.load_bank(root, spec, desc=name)
+        arrays[f"{name}_frames"] = np.concatenate(bank.episodes)
+        arrays[f"{name}_lengths"] = np.array([len(e) for e in bank.episodes])
+        tasks[name] = list(bank.tasks)
+    np.savez_compressed(pack / "banks.npz", **arrays)
+    unique = sorted({t for v in tasks.values() for t in v})
+    emb = torch.cat([pipe.encode_prompt(unique[i:i + 64]) for i in range(0, len(unique), 64)])
+    torch.save(dict(tasks=unique, emb=emb.half()), pack / "text.pt")
+    pipe.transformer.save_pretrained(pack / "base_transformer")
+    pipe.scheduler.save_pretrained(pack / "scheduler")
+    cfg = {k: v for k, v in pipe.config.items() if not k.startswith("_") and not isinstance(v, (list, tuple))}
+    (pack / "pack.json").write_text(json.dumps(dict(
+        pipeline=cfg, tasks=tasks, holdout_every=ft.holdout_every, seed=ft.seed, guidance_scale=ft.guidance_scale,
+        inference_steps=ft.inference_steps, p_drop_text=ft.p_drop_text, base_dir=ft.base_dir), indent=1))
+    size = sum(f.stat().st_size for f in pack.rglob("*") if f.is_file()) / 2 ** 20
+    print(f"pack {pack}: {size:.1f} MiB; {len(unique)} instructions; "
+          + ", ".join(f"{k}: {len(v)} episodes" for k, v in tasks.items()))
+
+
+# ---- run (on the GPU machine) --------------------------------------------------------------
+def load_pack(pack: Path):
+    """(pack.json dict, {name: ClipBank}, (tasks, embeddings (U, L, D)))."""
+    from dreamgen.world_model import ClipBank, ClipSpec
+
+    meta = json.loads((pack / "pack.json").read_text())
+    p = meta["pipeline"]
+    spec = ClipSpec(p["num_frames"], p["frame_stride"], p["image_size"])
+    z = np.load(pack / "banks.npz")
+    banks = {}
+    for name, tasks in meta["tasks"].items():
+        frames, lengths = z[f"{name}_frames"], z[f"{name}_lengths"]
+        eps = np.split(frames, np.cumsum(lengths)[:-1])
+        banks[name] = ClipBank(spec, eps, tasks, [dict(episode_index=i) for i in range(len(eps))])
+    text = torch.load(pack / "text.pt")
+    return meta, banks, text
+
+
+def make_pipe(meta: dict, pack: Path, run: dict, text: dict, device: str):
+    """A DreamGenVideoPipeline whose instruction encoder is a lookup of the pack's embeddings."""
+    from diffusers import FlowMatchEulerDiscreteScheduler, WanTransformer3DModel
+
+    from dreamgen.world_model import DenoiserConfig, DreamGenVideoPipeline, build_transformer
+
+    if run["init"] == "base":
+        tr = WanTransformer3DModel.from_pretrained(pack / "base_transformer")
+    else:
+        torch.manual_seed(0)
+        tr = build_transformer(DenoiserConfig(width=run.get("width", 128), heads=run.get("heads", 4),
+                                              layers=run.get("layers", 4)))
+    sched = FlowMatchEulerDiscreteScheduler.from_pretrained(pack / "scheduler")
+    pipe = DreamGenVideoPipeline(tr, sched, None, None, None, **meta["pipeline"])
+    pipe.set_progress_bar_config(disable=True)
+    rows = {t: i for i, t in enumerate(text["tasks"])}
+    emb = text["emb"].float()
+
+    def encode_prompt(prompts):
+        prompts = [prompts] if isinstance(prompts, str) else list(prompts)
+        missing = [p for p in prompts if p not in rows]
+        if missing:
+            raise KeyError(f"instructions not in the pack's text.pt: {missing[:3]}; re-run prepare")
+        return emb[[rows[p] for p in prompts]]
+
+    pipe.encode_prompt = encode_prompt  # the instance attribute shadows the method
+    return pipe.to(device)
+
+
+def run_one(args) -> None:
+    from dreamgen.training import TrainConfig
+    from dreamgen.world_model import ClipBank, fit, split_holdout
+    from dreamgen.world_model import evaluate as ev
+
+    t_start = time.time()
+    torch.set_num_threads(args.threads)
+    run = RUNS[args.name]
+    pack, out = Path(args.pack), Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    meta, banks, text = load_pack(pack)
+    pp = banks["pickplace"]
+    train_idx, held_idx = split_holdout(len(pp), meta["holdout_every"])
+    parts = [pp.subset(train_idx) if d == "pickplace" else banks[d] for d in run["data"]]
+    bank = ClipBank(pp.spec, sum((b.episodes for b in parts), []), sum((b.tasks for b in parts), []),
+                    sum((b.meta for b in parts), []))
+    held = pp.subset(held_idx)
+    real = np.stack([held.clip(i) for i in range(len(held))])
+    seeds = [meta["seed"] + 7000 + i for i in range(len(real))]  # the finetune stage's dream seeds
+    g, steps = meta["guidance_scale"], meta["inference_steps"]
+    pipe = make_pipe(meta, pack, run, text, args.device)
+    n_params = sum(p.numel() for p in pipe.transformer.parameters())
+    print(f"[{args.name}] {run} | {n_params / 1e6:.2f} M parameters | {len(bank)} training episodes | "
+          f"{len(real)} held out | device {pipe.device}", flush=True)
+    rows, snaps = [], []
+    deadline = t_start + args.seconds
+
+    def save(extra: dict | None = None) -> None:
+        info = dict(run=args.name, config=run, params_m=n_params / 1e6, batch_size=args.batch,
+                    train_episodes=len(bank), rows=rows, **(extra or {}))
+        np.savez_compressed(out / f"{args.name}.npz", real=real, dreams=np.stack(snaps),
+                            steps=np.array([r["step"] for r in rows]), info=json.dumps(info, default=str),
+                            **(extra or {}).get("arrays", {}))
+
+    def snapshot(step: int):
+        d = ev.dream(pipe, real[:, 0], list(held.tasks), seeds, g, steps)
+        rep = ev.quality_report(d, real)
+        rows.append(dict(step=step, clips_seen=step * args.batch, seconds=time.time() - t_start,
+                         **{k: rep[k] for k in ("mae_dream", "mae_copy_first", "look", "look_copy_first",
+                                                "motion_hit", "motion_hit_shuffled")}))
+        snaps.append(d)
+        save()
+        r = rows[-1]
+        print(f"[{args.name}] step {step} ({r['seconds']:.0f} s): MAE {r['mae_dream']:.2f} (copy {r['mae_copy_first']:.2f}) "
+              f"look {r['look']:.3f} (copy {r['look_copy_first']:.3f}) motion {r['motion_hit']:.1f} "
+              f"(chance {r['motion_hit_shuffled']:.1f})", flush=True)
+        if time.time() > deadline:
+            raise TimeUp
+        return d
+
+    cfg = TrainConfig(steps=10 ** 6, lr=run["lr"], seed=0, ckpt_every=args.snap_every, log_every=50)
+    with tempfile.TemporaryDirectory() as tmp:
+        try:
+            snapshot(0)
+            fit(pipe, bank, cfg, Path(tmp) / "ckpt", batch_size=args.batch, p_drop_text=meta["p_drop_text"],
+                sample_every=args.snap_every, snapshot=snapshot, desc=f"run {args.name}")
+        except TimeUp:
+            pass
+    pipe.transformer.eval().requires_grad_(False)
+    traj = ev.denoising_trajectory(pipe, real[:2, 0], list(held.tasks[:2]), seeds[0], g, steps)
+    eta1 = ev.dream(pipe, real[:, 0], list(held.tasks), seeds, g, steps, eta=1.0)
+    rep1 = ev.quality_report(eta1, real)
+    save(dict(eta1={k: rep1[k] for k in ("mae_dream", "look", "motion_hit")}, total_seconds=time.time() - t_start,
+              arrays=dict(trajectory=traj, dreams_eta1=eta1)))
+    if not run.get("keep_weights", True):  # the device returns at most 8 files
+        return
+    from safetensors.torch import save_file
+
+    sd = {k: (v.half() if run.get("fp16_out") else v).contiguous().cpu() for k, v in pipe.transformer.state_dict().items()}
+    save_file(sd, str(out / f"{args.name}.safetensors"), metadata=dict(config=json.dumps(
+        {k: v for k, v in pipe.transformer.config.items() if not k.startswith("_")}, default=str)))
+    print(f"[{args.name}] done in {time.time() - t_start:.0f} s; eta 1: MAE {rep1['mae_dream']:.2f} "
+          f"look {rep1['look']:.3f} motion {rep1['motion_hit']:.1f}", flush=True)
+
+
+def run_all(args) -> None:
+    names = args.only or list(RUNS)
+    procs = []
+    for n in names:
+        cmd = [sys.executable, __file__, "run-one", "--name", n, "--pack", args.pack, "--out", args.out,
+               "--seconds", str(args.seconds), "--batch", str(args.batch), "--snap-every", str(args.snap_every),
+               "--threads", str(args.threads), "--device", args.device]
+        procs.append(subprocess.Popen(cmd, env=dict(os.environ, PYTHONUNBUFFERED="1")))
+    codes = [p.wait() for p in procs]
+    print("exit codes", dict(zip(names, codes)), flush=True)
+
+
+# ---- show (here) ----------------------------------------------------------------------------
+def show(args) -> None:
+    from dreamgen import report
+
+    res = Path(args.results)
+    for f in sorted(res.glob("*.npz")):
+        z = np.load(f)
+        info = json.loads(str(z["info"]))
+        print(f"\n== run {info['run']}: {info['config']} | {info['params_m']:.2f} M parameters | "
+              f"{info['train_episodes']} episodes | batch {info['batch_size']}")
+        print("step   clips    s    MAE (copy)     look (copy)    motion (chance)")
+        for r in info["rows"]:
+            print(f"{r['step']:5d} {r['clips_seen']:7d} {r['seconds']:5.0f}  {r['mae_dream']:5.2f} ({r['mae_copy_first']:.2f})  "
+                  f"{r['look']:.3f} ({r['look_copy_first']:.3f})  {r['motion_hit']:.1f} ({r['motion_hit_shuffled']:.1f})")
+        if "eta1" in info:
+            print(f"final, eta 1: {info['eta1']}; total {info['total_seconds']:.0f} s")
+        if args.png_dir:
+            d, real = z["dreams"], z["real"]
+            pick = sorted({0, len(d) // 3, 2 * len(d) // 3, len(d) - 1})
+            k = min(4, len(real))
+            rows = np.concatenate([real[:k]] + [d[i][:k] for i in pick])
+            print("png (rows: real, then steps", [info["rows"][i]["step"] for i in pick], "):",
+                  report.save_png(report.upscale(report.tile(rows.reshape(-1, *rows.shape[2:]),
+                                                             cols=real.shape[1] * 1), 3),
+                                  Path(args.png_dir) / f"gpu_scale_{info['run']}.png"))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    p = sub.add_parser("prepare")
+    p.add_argument("--pack", default=".gpu/wmscale")
+    p.add_argument("--params", default="params.yaml")
+    for name in ("run", "run-one"):
+        p = sub.add_parser(name)
+        p.add_argument("--pack", default=".gpu/wmscale")
+        p.add_argument("--out", required=True)
+        p.add_argument("--seconds", type=float, default=330, help="time box of each run, dreaming included")
+        p.add_argument("--batch", type=int, default=64)
+        p.add_argument("--snap-every", type=int, default=250)
+        p.add_argument("--threads", type=int, default=3, help="CPU threads per run (batches are cut on the CPU)")
+        p.add_argument("--device", default="cuda")
+        if name == "run":
+            p.add_argument("--only", nargs="*", default=None, choices=list(RUNS))
+        else:
+            p.add_argument("--name", required=True, choices=list(RUNS))
+    p = sub.add_parser("show")
+    p.add_argument("--results", required=True)
+    p.add_argument("--png-dir", default=None)
+    args = ap.parse_args()
+    if args.cmd in ("run", "run-one") and args.device.startswith("cuda") and not torch.cuda.is_available():
+        raise SystemExit("no CUDA device here: run on a GPU machine, or pass --device cpu for a dry run")
+    dict(prepare=prepare, run=run_all, show=show)[args.cmd](args) if args.cmd != "run-one" else run_one(args)
+
+
+if __name__ == "__main__":
+    main()
