@@ -15,6 +15,8 @@ seeds, guidance and Euler steps) every `--snap-every` steps:
   B  the same base fully fine-tuned on all robot data (co-training set + those 90 demos)
   C  a larger denoiser (width 256, 6 blocks, 5.4x the parameters) trained from scratch on all robot data
   D  the default size trained from scratch on all robot data (C's control for size, A/B's for web)
+  E  B continued: its pack is prepared with `--continue-from B.safetensors` (a second device call)
+  P  D with 2x2-pixel patches instead of 4x4 (4x the tokens): can finer tokens draw the thin arm?
 
 `prepare` runs here, after `dvc repro` of the finetune stage's inputs: it writes a small pack
 (clip banks at the model's size, the base denoiser, the instruction embeddings of every task,
@@ -46,6 +48,9 @@ RUNS = {
     "B": dict(init="base", data=["pickplace", "cotrain"], lr=2e-4),
     "C": dict(init="scratch", data=["pickplace", "cotrain"], lr=3e-4, width=256, heads=8, layers=6, fp16_out=True),
     "D": dict(init="scratch", data=["pickplace", "cotrain"], lr=5e-4, keep_weights=False),
+    # second device call: the pack prepared with --continue-from B.safetensors
+    "E": dict(init="base", data=["pickplace", "cotrain"], lr=2e-4),
+    "P": dict(init="scratch", data=["pickplace", "cotrain"], lr=5e-4, patch=2),
 }
 PICKPLACE = "data/datasets/robot_pickplace_env0"
 COTRAIN = "data/datasets/robot_cotrain"
@@ -64,6 +69,10 @@ def prepare(args) -> None:
 
     ft = validate("finetune_world_model", stage_section(load_params(args.params), "finetune_world_model", args.params))
     pipe = wm.load_pipeline(ft.base_dir)
+    if args.continue_from:  # e.g. a run's final weights, so a later device call trains on from them
+        from safetensors.torch import load_file
+
+        pipe.transformer.load_state_dict({k: v.float() for k, v in load_file(args.continue_from).items()})
     spec = pipe.clip_spec
     pack = Path(args.pack)
     if pack.exists():
@@ -84,7 +93,8 @@ def prepare(args) -> None:
     cfg = {k: v for k, v in pipe.config.items() if not k.startswith("_") and not isinstance(v, (list, tuple))}
     (pack / "pack.json").write_text(json.dumps(dict(
         pipeline=cfg, tasks=tasks, holdout_every=ft.holdout_every, seed=ft.seed, guidance_scale=ft.guidance_scale,
-        inference_steps=ft.inference_steps, p_drop_text=ft.p_drop_text, base_dir=ft.base_dir), indent=1))
+        inference_steps=ft.inference_steps, p_drop_text=ft.p_drop_text, base_dir=ft.base_dir,
+        continue_from=args.continue_from), indent=1))
     size = sum(f.stat().st_size for f in pack.rglob("*") if f.is_file()) / 2 ** 20
     print(f"pack {pack}: {size:.1f} MiB; {len(unique)} instructions; "
           + ", ".join(f"{k}: {len(v)} episodes" for k, v in tasks.items()))
@@ -119,7 +129,7 @@ def make_pipe(meta: dict, pack: Path, run: dict, text: dict, device: str):
     else:
         torch.manual_seed(0)
         tr = build_transformer(DenoiserConfig(width=run.get("width", 128), heads=run.get("heads", 4),
-                                              layers=run.get("layers", 4)))
+                                              layers=run.get("layers", 4), patch=run.get("patch", 4)))
     sched = FlowMatchEulerDiscreteScheduler.from_pretrained(pack / "scheduler")
     pipe = DreamGenVideoPipeline(tr, sched, None, None, None, **meta["pipeline"])
     pipe.set_progress_bar_config(disable=True)
@@ -257,6 +267,7 @@ def main() -> None:
     p = sub.add_parser("prepare")
     p.add_argument("--pack", default=".gpu/wmscale")
     p.add_argument("--params", default="params.yaml")
+    p.add_argument("--continue-from", default=None, help="a run's .safetensors to put in place of the base's weights")
     for name in ("run", "run-one"):
         p = sub.add_parser(name)
         p.add_argument("--pack", default=".gpu/wmscale")
