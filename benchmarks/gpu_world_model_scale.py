@@ -13,7 +13,7 @@ seeds, guidance and Euler steps) every `--snap-every` steps:
 
   A  the default base (web-pretrained on CPU) fully fine-tuned on pick-and-place in env 0 (90 demos)
   B  the same base fully fine-tuned on all robot data (co-training set + those 90 demos)
-  C  a larger denoiser (width 256, 6 blocks, 5.4x the parameters) trained from scratch on all robot data
+  C  a larger denoiser (width 256, 6 blocks, 5.5x the parameters) trained from scratch on all robot data
   D  the default size trained from scratch on all robot data (C's control for size, A/B's for web)
   E  B continued: its pack is prepared with `--continue-from B.safetensors` (a second device call)
   P  D with 2x2-pixel patches instead of 4x4 (4x the tokens): can finer tokens draw the thin arm?
@@ -23,8 +23,24 @@ seeds, guidance and Euler steps) every `--snap-every` steps:
 so the GPU machine needs neither the datasets' videos nor the 87 MB text encoder). `run` spawns
 one process per run; each writes DIR/<run>.npz (metrics per snapshot, held-out dreams per
 snapshot, the final denoising trajectory) and DIR/<run>.safetensors (final denoiser weights of
-A, B and C, C in fp16) as it goes, so a run cut short still leaves its snapshots. `show` prints the tables
-and draws real clips above the dreams. `--device cpu` with tiny `--seconds` is a dry run.
+A, B, C, E and P, C in fp16) as it goes, so a run cut short still leaves its snapshots. `show`
+prints the tables; `analyse` (here, on the returned folders) dreams with every returned
+denoiser and the stage's own models under two samplers, measures the clean-clip estimate on
+moving pixels at flow times 1, 0.5 and 0.1, and writes a JSON and a labelled figure.
+`--device cpu` with tiny `--seconds` is a dry run.
+
+Measured on one H200 (2026-11-30; reports/device/gpu_world_model_scale_h200.json and .png):
+A-D side by side for 6 minutes, then E and P for 4. Batches are cut on the CPU, which bounds
+the speed: about 8.4 steps/s per default-size run at batch 64 (C: 4.6), so a run sees
+192,000 clips, 40x the finetune stage's 600 x 8. Held-out MAE with the stage's sampler (copy
+first frame 5.55): stage full fine-tune 6.09, A 5.74, B 5.65, E 5.33, D 6.47, C 8.09 (1,750
+steps), P 7.55 (1,000 steps); with 32 uniform Euler steps and no guidance A 4.89 and E 4.95
+(the stage's full fine-tune gets worse there, 7.59). The change lands where the real one does in
+9 of 10 clips for A, B and E (chance 0.1-0.4; stage 0.6, chance 0.7). The clean estimate from
+pure noise, on moving pixels: MSE 0.107 (A), 0.097 (E) against 0.139 for the stage's full
+fine-tune and 0.226 for "nothing moves". In the dreams the cube now travels to the right
+bowl and the gripper shows as dark marks, but the silver links stay absent or faint and the
+carried cube smears: better, not yet a robot that looks right.
 """
 from __future__ import annotations
 
@@ -261,6 +277,116 @@ def show(args) -> None:
                                   Path(args.png_dir) / f"gpu_scale_{info['run']}.png"))
 
 
+SAMPLERS = {"stage": (3.0, 8, 3.0), "uniform-32-g1": (1.0, 32, 1.0)}  # (time shift, Euler steps, guidance)
+
+
+@torch.no_grad()
+def x0_error(pipe, real: np.ndarray, tasks: list[str], t: float, seed: int = 0) -> float:
+    """MSE of the clean-clip estimate on pixels that move, for held-out clips noised to flow time t."""
+    from dreamgen.world_model.model import FlowMatchingVideoModel
+
+    net = FlowMatchingVideoModel(pipe.transformer, residual=pipe.config.residual, prediction=pipe.config.prediction)
+    x = pipe.encode_frames(real)
+    first = x[:, :, 0]
+    x0 = x - first[:, :, None] if pipe.config.residual else x
+    eps = torch.randn(x0.shape, generator=torch.Generator().manual_seed(seed))
+    noisy = (1 - t) * x0 + t * eps
+    est = noisy - t * net.velocity(noisy, first, torch.full((len(x),), t), pipe.encode_prompt(tasks))
+    moving = (x - first[:, :, None]).abs().amax(1, keepdim=True).expand_as(x0) > 0.1
+    return float(((est - x0)[moving] ** 2).mean())
+
+
+def analyse(args) -> None:
+    """Every returned denoiser, the stage's own models beside them: two samplers and the x0 probe."""
+    from diffusers import FlowMatchEulerDiscreteScheduler, WanTransformer3DModel
+    from safetensors import safe_open
+    from safetensors.torch import load_file
+
+    from dreamgen import report
+    from dreamgen import world_model as wm
+    from dreamgen.world_model import evaluate as ev
+    from dreamgen.world_model import variants
+
+    torch.set_num_threads(args.threads)
+    meta = json.loads((Path(args.pack) / "pack.json").read_text())
+    held_idx = wm.split_holdout(len(meta["tasks"]["pickplace"]), meta["holdout_every"])[1]
+    tasks = [meta["tasks"]["pickplace"][i] for i in held_idx]
+    seeds = [meta["seed"] + 7000 + i for i in range(len(held_idx))]
+    runs, models = {}, {}
+    for folder in args.results:
+        for f in sorted(Path(folder).glob("*.npz")):
+            z = np.load(f)
+            info = json.loads(str(z["info"]))
+            runs[info["run"]] = {k: info[k] for k in ("config", "params_m", "batch_size", "train_episodes", "rows",
+                                                       "eta1", "total_seconds") if k in info}
+            real = z["real"]
+            w = f.with_suffix(".safetensors")
+            if w.is_file():
+                models[info["run"]] = w
+    base_dir = meta["base_dir"]
+    entries = {"base (CPU, web only)": (base_dir, None),
+               "stage full fine-tune (CPU, 600 x 8 clips)": (base_dir, f"{args.variants_dir}/pickplace_env0/full")}
+    entries |= {f"GPU run {k}": (base_dir, w) for k, w in models.items()}
+    table, shown = {}, {}
+    for name, (bdir, src) in entries.items():
+        if src is None or not str(src).endswith(".safetensors"):
+            pipe, _ = variants.load_variant(bdir, src)
+        else:
+            pipe = wm.load_pipeline(bdir)
+            with safe_open(str(src), "pt") as fh:
+                cfg = json.loads(fh.metadata()["config"])
+            tr = WanTransformer3DModel(**cfg)
+            tr.load_state_dict({k: v.float() for k, v in load_file(str(src)).items()})
+            pipe.transformer = tr.eval().requires_grad_(False)
+        sched = pipe.scheduler.config
+        row = {}
+        for sname, (shift, steps, g) in SAMPLERS.items():
+            pipe.scheduler = FlowMatchEulerDiscreteScheduler.from_config(sched, shift=shift)
+            d = ev.dream(pipe, real[:, 0], tasks, seeds, g, steps)
+            rep = ev.quality_report(d, real)
+            row[sname] = {k: rep[k] for k in ("mae_dream", "mae_copy_first", "look", "look_copy_first", "motion_hit",
+                                              "motion_hit_shuffled")}
+            if sname == "uniform-32-g1":
+                shown[name] = d
+        row["x0_moving_mse"] = {str(t): x0_error(pipe, real, tasks, t) for t in (1.0, 0.5, 0.1)}
+        table[name] = row
+        st, un = row["stage"], row["uniform-32-g1"]
+        print(f"{name:44s} stage sampler: MAE {st['mae_dream']:.2f} look {st['look']:.3f} motion {st['motion_hit']:.1f} "
+              f"({st['motion_hit_shuffled']:.1f}) | uniform 32 g1: MAE {un['mae_dream']:.2f} look {un['look']:.3f} "
+              f"motion {un['motion_hit']:.1f} ({un['motion_hit_shuffled']:.1f}) | x0 MSE on moving pixels at t=1/0.5/0.1: "
+              + "/".join(f"{v:.3f}" for v in row["x0_moving_mse"].values()), flush=True)
+    moving = np.abs(real[:, 1:].astype(float) - real[:, :1]).max(-1) > 12.75
+    zero = float(((real[:, 1:].astype(float) - real[:, :1]) / 127.5)[moving].__pow__(2).mean())
+    print(f"x0 reference, 'nothing moves' on moving pixels: {zero:.3f}; copy first frame MAE "
+          f"{ev.continuation_report(real, real)['mae_copy_first']:.2f}")
+    out = dict(device="NVIDIA H200", held_out_clips=len(real), samplers={k: dict(shift=v[0], steps=v[1], guidance=v[2])
+                                                                        for k, v in SAMPLERS.items()},
+               runs=runs, analysis=table, x0_nothing_moves=zero)
+    if args.json:
+        Path(args.json).write_text(json.dumps(out, indent=1, default=str))
+        print("wrote", args.json)
+    if args.png:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        keys = [k for k in shown if not k.startswith("base")]
+        pick = [1, 3]  # two held-out episodes: a cube to the far bowl, a cube beside the bowl
+        panels = []
+        for i in pick:
+            panels.append((f"real: {tasks[i]}", real[i]))
+            panels += [(f"{k}, uniform 32 steps, g 1", shown[k][i]) for k in keys]
+        fig, axes = plt.subplots(len(panels), 1, figsize=(8, 1.15 * len(panels)))
+        for ax, (title, clip) in zip(axes, panels):
+            ax.imshow(report.tile(clip, cols=len(clip)), interpolation="nearest")
+            ax.set_title(title, fontsize=7, loc="left", pad=2)
+            ax.axis("off")
+        fig.tight_layout(h_pad=0.3)
+        fig.savefig(args.png, dpi=110)
+        print("wrote", args.png)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -281,13 +407,20 @@ def main() -> None:
             p.add_argument("--only", nargs="*", default=None, choices=list(RUNS))
         else:
             p.add_argument("--name", required=True, choices=list(RUNS))
+    p = sub.add_parser("analyse")
+    p.add_argument("--results", nargs="+", required=True, help="folders the device calls returned")
+    p.add_argument("--pack", default=".gpu/wmscale")
+    p.add_argument("--variants-dir", default="data/models/world_model/finetuned")
+    p.add_argument("--json", default=None)
+    p.add_argument("--png", default=None)
+    p.add_argument("--threads", type=int, default=2)
     p = sub.add_parser("show")
     p.add_argument("--results", required=True)
     p.add_argument("--png-dir", default=None)
     args = ap.parse_args()
     if args.cmd in ("run", "run-one") and args.device.startswith("cuda") and not torch.cuda.is_available():
         raise SystemExit("no CUDA device here: run on a GPU machine, or pass --device cpu for a dry run")
-    dict(prepare=prepare, run=run_all, show=show)[args.cmd](args) if args.cmd != "run-one" else run_one(args)
+    dict(prepare=prepare, run=run_all, show=show, analyse=analyse)[args.cmd](args) if args.cmd != "run-one" else run_one(args)
 
 
 if __name__ == "__main__":
