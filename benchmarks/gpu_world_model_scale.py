@@ -191,11 +191,12 @@ def run_one(args) -> None:
     deadline = t_start + args.seconds
 
     def save(extra: dict | None = None) -> None:
+        extra = dict(extra or {})
+        arrays = extra.pop("arrays", {})
         info = dict(run=args.name, config=run, params_m=n_params / 1e6, batch_size=args.batch,
-                    train_episodes=len(bank), rows=rows, **(extra or {}))
+                    train_episodes=len(bank), rows=rows, **extra)
         np.savez_compressed(out / f"{args.name}.npz", real=real, dreams=np.stack(snaps),
-                            steps=np.array([r["step"] for r in rows]), info=json.dumps(info, default=str),
-                            **(extra or {}).get("arrays", {}))
+                            steps=np.array([r["step"] for r in rows]), info=json.dumps(info, default=str), **arrays)
 
     def snapshot(step: int):
         d = ev.dream(pipe, real[:, 0], list(held.tasks), seeds, g, steps)
