@@ -25,7 +25,7 @@ one process per run; each writes DIR/<run>.npz (metrics per snapshot, held-out d
 snapshot, the final denoising trajectory) and DIR/<run>.safetensors (final denoiser weights of
 A, B, C, E and P, C in fp16) as it goes, so a run cut short still leaves its snapshots. `show`
 prints the tables; `analyse` (here, on the returned folders) dreams with every returned
-denoiser and the stage's own models under two samplers, measures the clean-clip estimate on
+denoiser and the stage's own models under two samplers (MAE, FD-IDM with the stage's IDM, motion), measures the clean-clip estimate on
 moving pixels at flow times 1, 0.5 and 0.1, and writes a JSON and a labelled figure.
 `--device cpu` with tiny `--seconds` is a dry run.
 
@@ -35,7 +35,8 @@ the speed: about 8.4 steps/s per default-size run at batch 64 (C: 4.6), so a run
 192,000 clips, 40x the finetune stage's 600 x 8. Held-out MAE with the stage's sampler (copy
 first frame 5.55): stage full fine-tune 6.09, A 5.74, B 5.65, E 5.33, D 6.47, C 8.09 (1,750
 steps), P 7.55 (1,000 steps); with 32 uniform Euler steps and no guidance A 4.89 and E 4.95
-(the stage's full fine-tune gets worse there, 7.59). The change lands where the real one does in
+(the stage's full fine-tune gets worse there, 7.59). FD-IDM with the stage's sampler: A 11.3, E 12.2,
+stage full fine-tune 24.2, copy first frame 30.5. The change lands where the real one does in
 9 of 10 clips for A, B and E (chance 0.1-0.4; stage 0.6, chance 0.7). The clean estimate from
 pure noise, on moving pixels: MSE 0.107 (A), 0.097 (E) against 0.139 for the stage's full
 fine-tune and 0.226 for "nothing moves". In the dreams the cube now travels to the right
@@ -308,7 +309,10 @@ def analyse(args) -> None:
     from dreamgen.world_model import evaluate as ev
     from dreamgen.world_model import variants
 
+    from dreamgen.actions import idm
+
     torch.set_num_threads(args.threads)
+    encoder = idm.load_idm(args.idm_dir).encoder  # FD-IDM as the finetune stage measures it
     meta = json.loads((Path(args.pack) / "pack.json").read_text())
     held_idx = wm.split_holdout(len(meta["tasks"]["pickplace"]), meta["holdout_every"])[1]
     tasks = [meta["tasks"]["pickplace"][i] for i in held_idx]
@@ -344,22 +348,23 @@ def analyse(args) -> None:
         for sname, (shift, steps, g) in SAMPLERS.items():
             pipe.scheduler = FlowMatchEulerDiscreteScheduler.from_config(sched, shift=shift)
             d = ev.dream(pipe, real[:, 0], tasks, seeds, g, steps)
-            rep = ev.quality_report(d, real)
+            rep = ev.quality_report(d, real, encoder=encoder)
             row[sname] = {k: rep[k] for k in ("mae_dream", "mae_copy_first", "look", "look_copy_first", "motion_hit",
-                                              "motion_hit_shuffled")}
+                                              "motion_hit_shuffled", "fid_idm", "fid_idm_copy_first")}
             if sname == "uniform-32-g1":
                 shown[name] = d
         row["x0_moving_mse"] = {str(t): x0_error(pipe, real, tasks, t) for t in (1.0, 0.5, 0.1)}
         table[name] = row
         st, un = row["stage"], row["uniform-32-g1"]
-        print(f"{name:44s} stage sampler: MAE {st['mae_dream']:.2f} look {st['look']:.3f} motion {st['motion_hit']:.1f} "
-              f"({st['motion_hit_shuffled']:.1f}) | uniform 32 g1: MAE {un['mae_dream']:.2f} look {un['look']:.3f} "
-              f"motion {un['motion_hit']:.1f} ({un['motion_hit_shuffled']:.1f}) | x0 MSE on moving pixels at t=1/0.5/0.1: "
+        print(f"{name:44s} stage sampler: MAE {st['mae_dream']:.2f} FD-IDM {st['fid_idm']:.1f} look {st['look']:.3f} "
+              f"motion {st['motion_hit']:.1f} ({st['motion_hit_shuffled']:.1f}) | uniform 32 g1: MAE {un['mae_dream']:.2f} "
+              f"FD-IDM {un['fid_idm']:.1f} look {un['look']:.3f} motion {un['motion_hit']:.1f} "
+              f"({un['motion_hit_shuffled']:.1f}) | x0 MSE on moving pixels at t=1/0.5/0.1: "
               + "/".join(f"{v:.3f}" for v in row["x0_moving_mse"].values()), flush=True)
     moving = np.abs(real[:, 1:].astype(float) - real[:, :1]).max(-1) > 12.75
     zero = float(((real[:, 1:].astype(float) - real[:, :1]) / 127.5)[moving].__pow__(2).mean())
     print(f"x0 reference, 'nothing moves' on moving pixels: {zero:.3f}; copy first frame MAE "
-          f"{ev.continuation_report(real, real)['mae_copy_first']:.2f}")
+          f"{st['mae_copy_first']:.2f}, FD-IDM {st['fid_idm_copy_first']:.1f}")
     out = dict(device="NVIDIA H200", held_out_clips=len(real), samplers={k: dict(shift=v[0], steps=v[1], guidance=v[2])
                                                                         for k, v in SAMPLERS.items()},
                runs=runs, analysis=table, x0_nothing_moves=zero)
@@ -412,6 +417,7 @@ def main() -> None:
     p.add_argument("--results", nargs="+", required=True, help="folders the device calls returned")
     p.add_argument("--pack", default=".gpu/wmscale")
     p.add_argument("--variants-dir", default="data/models/world_model/finetuned")
+    p.add_argument("--idm-dir", default="data/models/idm")
     p.add_argument("--json", default=None)
     p.add_argument("--png", default=None)
     p.add_argument("--threads", type=int, default=2)
