@@ -25,8 +25,9 @@ one process per run; each writes DIR/<run>.npz (metrics per snapshot, held-out d
 snapshot, the final denoising trajectory) and DIR/<run>.safetensors (final denoiser weights of
 A, B, C, E and P, C in fp16) as it goes, so a run cut short still leaves its snapshots. `show`
 prints the tables; `analyse` (here, on the returned folders) dreams with every returned
-denoiser and the stage's own models under two samplers (MAE, FD-IDM with the stage's IDM, motion), measures the clean-clip estimate on
-moving pixels at flow times 1, 0.5 and 0.1, and writes a JSON and a labelled figure.
+denoiser and the stage's own models under two samplers (MAE, FD-IDM with the stage's IDM,
+motion), measures the clean-clip estimate on moving pixels at flow times 1, 0.5 and 0.1, and
+writes a JSON and a labelled figure.
 `--device cpu` with tiny `--seconds` is a dry run.
 
 Measured on one H200 (2026-11-30; reports/device/gpu_world_model_scale_h200.json and .png):
@@ -42,6 +43,12 @@ pure noise, on moving pixels: MSE 0.107 (A), 0.097 (E) against 0.139 for the sta
 fine-tune and 0.226 for "nothing moves". In the dreams the cube now travels to the right
 bowl and the gripper shows as dark marks, but the silver links stay absent or faint and the
 carried cube smears: better, not yet a robot that looks right.
+
+`transfer` (here) runs the dream stage's protocol (its cells, resets, seeds, sampler and two
+chained clips) with returned denoisers, beside the stage's LoRA figures: motion hits 0.93 for
+E's 200 seen dreams and 0.82 for A's 45 new-behaviour dreams (chance 0.40 / 0.42; the stage
+0.55 / 0.51), but A's pick-and-place dreams degenerate in their second clip (MAE 19.34) and
+unseen environments fill with speckle (E: MAE 17.68 vs the stage's 11.78).
 """
 from __future__ import annotations
 
@@ -298,18 +305,106 @@ def x0_error(pipe, real: np.ndarray, tasks: list[str], t: float, seed: int = 0) 
     return float(((est - x0)[moving] ** 2).mean())
 
 
-def analyse(args) -> None:
-    """Every returned denoiser, the stage's own models beside them: two samplers and the x0 probe."""
-    from diffusers import FlowMatchEulerDiscreteScheduler, WanTransformer3DModel
+def pipe_with_weights(base_dir, weights):
+    """The base pipeline (its text encoder and scheduler) with a returned run's denoiser."""
+    from diffusers import WanTransformer3DModel
     from safetensors import safe_open
     from safetensors.torch import load_file
 
+    from dreamgen import world_model as wm
+
+    pipe = wm.load_pipeline(base_dir)
+    with safe_open(str(weights), "pt") as fh:
+        cfg = json.loads(fh.metadata()["config"])
+    tr = WanTransformer3DModel(**cfg)
+    tr.load_state_dict({k: v.float() for k, v in load_file(str(weights)).items()})
+    pipe.transformer = tr.eval().requires_grad_(False)
+    return pipe
+
+
+def transfer(args) -> None:
+    """The dream stage's protocol (cells, resets, seeds, two chained clips, its sampler) with returned
+    denoisers: quality by split (seen, new behaviour, unseen environment) beside the stage's own."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from dreamgen import report
+    from dreamgen.actions import idm
+    from dreamgen.collect import WorldConfig
+    from dreamgen.params import load_params, stage_section, validate
+    from dreamgen.world_model import dreams, evaluate, variants
+
+    torch.set_num_threads(args.threads)
+    cfg = validate("dream", stage_section(load_params(args.params), "dream", args.params))
+    spec = json.loads(Path(cfg.spec_path).read_text())
+    world = WorldConfig(spec["image_size"], spec["supersample"], spec["max_steps"])
+    encoder = idm.load_idm(cfg.idm_dir).encoder
+    stage = json.loads(Path(args.stage_metrics).read_text())["quality"]
+    out, panels = dict(sampler=dict(guidance=cfg.guidance_scale, steps=cfg.inference_steps, segments=cfg.segments),
+                       stage_variant=cfg.variant, runs={}), []
+    for pair in args.runs:
+        run, exp = pair.split(":")
+        weights = next((Path(d) / f"{run}.safetensors" for d in args.results
+                        if (Path(d) / f"{run}.safetensors").is_file()), None)
+        if weights is None:
+            raise SystemExit(f"--runs {pair}: no {run}.safetensors in {args.results}")
+        _, info = variants.load_variant(cfg.base_dir, Path(cfg.variants_dir) / exp / cfg.variant)
+        trained = {tuple(p) for p in info["meta"]["trained_pairs"]}  # the experiment's robot data, as the stage plans
+        cells = dreams.plan_cells(trained, spec["behaviours"], list(range(spec["n_environments"])),
+                                  cfg.n_seen, cfg.n_new_behaviour, cfg.n_unseen_environment)
+        seed = cfg.seed + 1_000_000 * cfg.experiments.index(exp)
+        refs = dreams.reference_episodes(cells, spec["robot"], seed, world, noise=1.0,
+                                         paraphrase_every=cfg.paraphrase_every, workers=cfg.workers)
+        pipe = pipe_with_weights(cfg.base_dir, weights)
+        t0 = time.time()
+        eps, real = dreams.dream_episodes(pipe, refs, dict(run=run), cfg.guidance_scale, cfg.inference_steps,
+                                          seed=seed, batch=cfg.batch_size, segments=cfg.segments)
+        clips = np.stack([e.frames for e in eps])
+        splits = np.array([e.meta["split"] for e in eps])
+        rows = {}
+        for split in dreams.SPLITS:
+            m = splits == split
+            if not m.any():
+                continue
+            rep = evaluate.quality_report(clips[m], real[m], encoder=encoder if m.sum() > 2 else None)
+            rows[split] = rep
+            st = stage.get(f"{exp}/{split}", {})
+            print(f"run {run} on {exp}/{split} ({int(m.sum())} dreams): MAE {rep['mae_dream']:.2f} "
+                  f"(stage {cfg.variant} {st.get('mae_dream', float('nan')):.2f}, copy {rep['mae_copy_first']:.2f}), "
+                  f"motion {rep['motion_hit']:.2f} (stage {st.get('motion_hit', float('nan')):.2f}, chance "
+                  f"{rep['motion_hit_shuffled']:.2f}), FD-IDM {rep.get('fid_idm', float('nan')):.1f} "
+                  f"(stage {st.get('fid_idm', float('nan')):.1f}, copy {rep.get('fid_idm_copy_first', float('nan')):.1f})",
+                  flush=True)
+            i = int(np.flatnonzero(m)[0])  # the first dream of each split, beside its expert reference
+            panels += [(f"real: {eps[i].task} (env {eps[i].meta['environment']})", real[i]),
+                       (f"run {run} ({exp}, {split})", clips[i])]
+        out["runs"][run] = dict(experiment=exp, dreams=len(eps), seconds=time.time() - t0, by_split=rows,
+                                stage={s: stage.get(f"{exp}/{s}") for s in rows})
+    if args.json:
+        Path(args.json).write_text(json.dumps(out, indent=1, default=str))
+        print("wrote", args.json)
+    if args.png and panels:
+        fig, axes = plt.subplots(len(panels), 1, figsize=(9, 1.05 * len(panels)))
+        for ax, (title, clip) in zip(np.atleast_1d(axes), panels):
+            ax.imshow(report.tile(clip, cols=len(clip)), interpolation="nearest")
+            ax.set_title(title, fontsize=7, loc="left", pad=2)
+            ax.axis("off")
+        fig.tight_layout(h_pad=0.3)
+        fig.savefig(args.png, dpi=110)
+        print("wrote", args.png)
+
+
+def analyse(args) -> None:
+    """Every returned denoiser, the stage's own models beside them: two samplers and the x0 probe."""
+    from diffusers import FlowMatchEulerDiscreteScheduler
+
     from dreamgen import report
     from dreamgen import world_model as wm
+    from dreamgen.actions import idm
     from dreamgen.world_model import evaluate as ev
     from dreamgen.world_model import variants
-
-    from dreamgen.actions import idm
 
     torch.set_num_threads(args.threads)
     encoder = idm.load_idm(args.idm_dir).encoder  # FD-IDM as the finetune stage measures it
@@ -334,15 +429,8 @@ def analyse(args) -> None:
     entries |= {f"GPU run {k}": (base_dir, w) for k, w in models.items()}
     table, shown = {}, {}
     for name, (bdir, src) in entries.items():
-        if src is None or not str(src).endswith(".safetensors"):
-            pipe, _ = variants.load_variant(bdir, src)
-        else:
-            pipe = wm.load_pipeline(bdir)
-            with safe_open(str(src), "pt") as fh:
-                cfg = json.loads(fh.metadata()["config"])
-            tr = WanTransformer3DModel(**cfg)
-            tr.load_state_dict({k: v.float() for k, v in load_file(str(src)).items()})
-            pipe.transformer = tr.eval().requires_grad_(False)
+        pipe = variants.load_variant(bdir, src)[0] if src is None or not str(src).endswith(".safetensors") \
+            else pipe_with_weights(bdir, src)
         sched = pipe.scheduler.config
         row = {}
         for sname, (shift, steps, g) in SAMPLERS.items():
@@ -421,13 +509,22 @@ def main() -> None:
     p.add_argument("--json", default=None)
     p.add_argument("--png", default=None)
     p.add_argument("--threads", type=int, default=2)
+    p = sub.add_parser("transfer")
+    p.add_argument("--results", nargs="+", required=True, help="folders the device calls returned")
+    p.add_argument("--runs", nargs="+", default=["A:pickplace_env0", "E:cotrain"],
+                   help="RUN:EXPERIMENT, the experiment whose robot data the run was trained on")
+    p.add_argument("--params", default="params.yaml")
+    p.add_argument("--stage-metrics", default="reports/metrics/dream.json")
+    p.add_argument("--json", default=None)
+    p.add_argument("--png", default=None)
+    p.add_argument("--threads", type=int, default=2)
     p = sub.add_parser("show")
     p.add_argument("--results", required=True)
     p.add_argument("--png-dir", default=None)
     args = ap.parse_args()
     if args.cmd in ("run", "run-one") and args.device.startswith("cuda") and not torch.cuda.is_available():
         raise SystemExit("no CUDA device here: run on a GPU machine, or pass --device cpu for a dry run")
-    dict(prepare=prepare, run=run_all, show=show, analyse=analyse)[args.cmd](args) if args.cmd != "run-one" else run_one(args)
+    dict(prepare=prepare, run=run_all, show=show, analyse=analyse, transfer=transfer)[args.cmd](args) if args.cmd != "run-one" else run_one(args)
 
 
 if __name__ == "__main__":
