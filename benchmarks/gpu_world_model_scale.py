@@ -3,6 +3,8 @@
     .venv/bin/python benchmarks/gpu_world_model_scale.py prepare [--pack .gpu/wmscale]
     python benchmarks/gpu_world_model_scale.py run --pack .gpu/wmscale --out DIR [--seconds 330] [--only A B]
     .venv/bin/python benchmarks/gpu_world_model_scale.py show --results DIR [--png-dir DIR]
+    .venv/bin/python benchmarks/gpu_world_model_scale.py analyse --results DIR [DIR ...] [--json F] [--png F]
+    .venv/bin/python benchmarks/gpu_world_model_scale.py transfer --results DIR [DIR ...] [--runs A:pickplace_env0 ...]
 
 On 2 CPU cores every lever tried (guidance, Euler steps, stochastic sampling, 4x longer fine-tuning,
 2.3x longer pretraining, a high-contrast arm) left the robot arm undrawn in dreams of held-out
@@ -240,7 +242,8 @@ def run_one(args) -> None:
         return
     from safetensors.torch import save_file
 
-    sd = {k: (v.half() if run.get("fp16_out") else v).contiguous().cpu() for k, v in pipe.transformer.state_dict().items()}
+    sd = {k: (v.half() if run.get("fp16_out") else v).contiguous().cpu()
+          for k, v in pipe.transformer.state_dict().items()}
     save_file(sd, str(out / f"{args.name}.safetensors"), metadata=dict(config=json.dumps(
         {k: v for k, v in pipe.transformer.config.items() if not k.startswith("_")}, default=str)))
     print(f"[{args.name}] done in {time.time() - t_start:.0f} s; eta 1: MAE {rep1['mae_dream']:.2f} "
@@ -524,7 +527,9 @@ def main() -> None:
     args = ap.parse_args()
     if args.cmd in ("run", "run-one") and args.device.startswith("cuda") and not torch.cuda.is_available():
         raise SystemExit("no CUDA device here: run on a GPU machine, or pass --device cpu for a dry run")
-    dict(prepare=prepare, run=run_all, show=show, analyse=analyse, transfer=transfer)[args.cmd](args) if args.cmd != "run-one" else run_one(args)
+    verbs = {"prepare": prepare, "run": run_all, "run-one": run_one, "show": show, "analyse": analyse,
+             "transfer": transfer}
+    verbs[args.cmd](args)
 
 
 if __name__ == "__main__":
