@@ -43,23 +43,54 @@ def add_lora(pipe, rank: int, alpha: float | None = None, targets=TARGETS, name:
     return sum(p.numel() for p in tr.parameters() if p.requires_grad)
 
 
-def save_adapter(pipe, folder, base_print: str, meta: dict | None = None) -> Path:
-    """Write the adapter's weights and config (with the base fingerprint and `meta`) to `folder`."""
+def write_adapter(transformer, folder, card: dict, caller: str = "save_adapter") -> Path:
+    """Write `transformer`'s LoRA weights (adapter_model.safetensors) and adapter_config.json:
+    rank, alpha, targets, then the `card` keys (base fingerprint, meta, ...). The shared part of
+    save_adapter and wan.save_wan_lora."""
     from peft.utils import get_peft_model_state_dict
     from safetensors.torch import save_file
 
-    tr = pipe.transformer
-    if not getattr(tr, "_hf_peft_config_loaded", False):
-        raise ValueError("save_adapter: the transformer has no LoRA adapter (add_lora first)")
+    if not getattr(transformer, "_hf_peft_config_loaded", False):
+        raise ValueError(f"{caller}: the transformer has no LoRA adapter (add one first)")
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    state = {k: v.detach().contiguous().cpu() for k, v in get_peft_model_state_dict(tr).items()}
+    state = {k: v.detach().contiguous().cpu() for k, v in get_peft_model_state_dict(transformer).items()}
     save_file(state, folder / WEIGHTS)
-    lcfg = tr.peft_config["default"]
-    (folder / CONFIG).write_text(json.dumps(dict(
-        rank=lcfg.r, alpha=lcfg.lora_alpha, targets=sorted(lcfg.target_modules), base=base_print,
-        clip_spec=pipe.clip_spec.to_dict(), meta=meta or {}), indent=1, default=str))
+    lcfg = transformer.peft_config["default"]
+    fields = dict(rank=lcfg.r, alpha=lcfg.lora_alpha, targets=sorted(lcfg.target_modules), **card)
+    (folder / CONFIG).write_text(json.dumps(fields, indent=1, default=str))
     return folder
+
+
+def read_adapter_config(folder, what: str = "LoRA adapter") -> dict:
+    """An adapter folder's config; FileNotFoundError, naming the stage to run, if it holds no adapter."""
+    folder = Path(folder)
+    if not (folder / WEIGHTS).is_file() or not (folder / CONFIG).is_file():
+        raise FileNotFoundError(f"{folder}: no {what} here (expected {WEIGHTS} and {CONFIG}); run the "
+                                "finetune_world_model stage first")
+    return json.loads((folder / CONFIG).read_text())
+
+
+def attach_adapter(transformer, folder, cfg: dict, name: str = "default") -> None:
+    """Add the adapter `cfg` describes (rank, alpha, targets) to `transformer`, load its weights
+    from `folder` and freeze everything; ValueError if the weights do not fit."""
+    from peft import LoraConfig
+    from peft.utils import set_peft_model_state_dict
+    from safetensors.torch import load_file
+
+    transformer.add_adapter(LoraConfig(r=cfg["rank"], lora_alpha=cfg["alpha"], target_modules=cfg["targets"]),
+                            adapter_name=name)
+    result = set_peft_model_state_dict(transformer, load_file(Path(folder) / WEIGHTS), adapter_name=name)
+    unexpected = getattr(result, "unexpected_keys", None)
+    if unexpected:
+        raise ValueError(f"{folder}: adapter weights do not fit this model: {unexpected[:3]}...")
+    transformer.requires_grad_(False)
+
+
+def save_adapter(pipe, folder, base_print: str, meta: dict | None = None) -> Path:
+    """Write the adapter's weights and config (with the base fingerprint and `meta`) to `folder`."""
+    return write_adapter(pipe.transformer, folder, dict(base=base_print, clip_spec=pipe.clip_spec.to_dict(),
+                                                        meta=meta or {}))
 
 
 def load_adapter(pipe, folder, name: str = "default") -> dict:
@@ -68,26 +99,12 @@ def load_adapter(pipe, folder, name: str = "default") -> dict:
     Raises FileNotFoundError for a missing adapter and ValueError for one trained on another
     base model or clip spec.
     """
-    from peft import LoraConfig
-    from peft.utils import set_peft_model_state_dict
-    from safetensors.torch import load_file
-
-    folder = Path(folder)
-    if not (folder / WEIGHTS).is_file() or not (folder / CONFIG).is_file():
-        raise FileNotFoundError(f"{folder}: no LoRA adapter here (expected {WEIGHTS} and {CONFIG}); run the "
-                                "finetune_world_model stage first")
-    cfg = json.loads((folder / CONFIG).read_text())
+    cfg = read_adapter_config(folder)
     here = base_fingerprint(pipe.transformer)
     if cfg["base"] != here:
         raise ValueError(f"{folder}: adapter was trained on base model {cfg['base']}, but this base model is "
                          f"{here}; load the base it was fine-tuned from")
     if cfg["clip_spec"] != pipe.clip_spec.to_dict():
         raise ValueError(f"{folder}: adapter clip spec {cfg['clip_spec']} differs from the model's {pipe.clip_spec}")
-    pipe.transformer.add_adapter(LoraConfig(r=cfg["rank"], lora_alpha=cfg["alpha"], target_modules=cfg["targets"]),
-                                 adapter_name=name)
-    result = set_peft_model_state_dict(pipe.transformer, load_file(folder / WEIGHTS), adapter_name=name)
-    unexpected = getattr(result, "unexpected_keys", None)
-    if unexpected:
-        raise ValueError(f"{folder}: adapter weights do not fit this model: {unexpected[:3]}...")
-    pipe.transformer.requires_grad_(False)
+    attach_adapter(pipe.transformer, folder, cfg, name)
     return cfg

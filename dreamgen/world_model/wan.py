@@ -24,7 +24,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from .lora import CONFIG, TARGETS, WEIGHTS
+from .lora import TARGETS, attach_adapter, read_adapter_config, write_adapter
 from .text import check_prompts
 
 PIPELINE_CLASS = "WanImageToVideoPipeline"
@@ -140,22 +140,9 @@ def add_wan_lora(pipe, rank: int, alpha: float | None = None, targets: Sequence[
 
 def save_wan_lora(pipe, folder, meta: dict | None = None) -> Path:
     """Write the adapter's weights (adapter_model.safetensors, LoRA weights only) and
-    adapter_config.json (rank, alpha, targets, base fingerprint, `meta`) to `folder`."""
-    from peft.utils import get_peft_model_state_dict
-    from safetensors.torch import save_file
-
-    tr = pipe.transformer
-    if not getattr(tr, "_hf_peft_config_loaded", False):
-        raise ValueError("save_wan_lora: the transformer has no LoRA adapter (add_wan_lora first)")
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    state = {k: v.detach().contiguous().cpu() for k, v in get_peft_model_state_dict(tr).items()}
-    save_file(state, folder / WEIGHTS)
-    lcfg = tr.peft_config["default"]
-    (folder / CONFIG).write_text(json.dumps(dict(
-        kind=KIND, rank=lcfg.r, alpha=lcfg.lora_alpha, targets=sorted(lcfg.target_modules),
-        base=wan_fingerprint(tr), meta=meta or {}), indent=1, default=str))
-    return folder
+    adapter_config.json (rank, alpha, targets, kind, base fingerprint, `meta`) to `folder`."""
+    return write_adapter(pipe.transformer, folder, dict(kind=KIND, base=wan_fingerprint(pipe.transformer),
+                                                        meta=meta or {}), caller="save_wan_lora")
 
 
 def load_wan_lora(pipe, folder) -> dict:
@@ -164,15 +151,7 @@ def load_wan_lora(pipe, folder) -> dict:
     Raises FileNotFoundError for a missing adapter and ValueError for one of another kind or
     trained on another base transformer.
     """
-    from peft import LoraConfig
-    from peft.utils import set_peft_model_state_dict
-    from safetensors.torch import load_file
-
-    folder = Path(folder)
-    if not (folder / WEIGHTS).is_file() or not (folder / CONFIG).is_file():
-        raise FileNotFoundError(f"{folder}: no WAN LoRA adapter here (expected {WEIGHTS} and {CONFIG}); run the "
-                                "finetune_world_model stage first")
-    cfg = json.loads((folder / CONFIG).read_text())
+    cfg = read_adapter_config(folder, "WAN LoRA adapter")
     if cfg.get("kind") != KIND:
         raise ValueError(f"{folder}: a {cfg.get('kind', 'mini-profile')} adapter, not a {KIND} one; it belongs "
                          "to another world model")
@@ -180,13 +159,7 @@ def load_wan_lora(pipe, folder) -> dict:
     if cfg["base"] != here:
         raise ValueError(f"{folder}: adapter was trained on base transformer {cfg['base']}, but this one is "
                          f"{here}; load the base it was fine-tuned from")
-    pipe.transformer.add_adapter(LoraConfig(r=cfg["rank"], lora_alpha=cfg["alpha"], target_modules=cfg["targets"]),
-                                 adapter_name="default")
-    result = set_peft_model_state_dict(pipe.transformer, load_file(folder / WEIGHTS), adapter_name="default")
-    unexpected = getattr(result, "unexpected_keys", None)
-    if unexpected:
-        raise ValueError(f"{folder}: adapter weights do not fit this transformer: {unexpected[:3]}...")
-    pipe.transformer.requires_grad_(False)
+    attach_adapter(pipe.transformer, folder, cfg)
     return cfg
 
 
