@@ -292,20 +292,48 @@ def show(args) -> None:
 SAMPLERS = {"stage": (3.0, 8, 3.0), "uniform-32-g1": (1.0, 32, 1.0)}  # (time shift, Euler steps, guidance)
 
 
+def moving_target(pipe, real: np.ndarray):
+    """(first-frame latents, clean target the denoiser learns, mask of its moving pixels) of real clips;
+    'moving' as the training loss's motion weight defines it (model.MOVING)."""
+    from dreamgen.world_model.model import MOVING
+
+    x = pipe.encode_frames(real)
+    first = x[:, :, 0]
+    x0 = x - first[:, :, None] if pipe.config.residual else x
+    moving = (x - first[:, :, None]).abs().amax(1, keepdim=True).expand_as(x0) > MOVING
+    return first, x0, moving
+
+
 @torch.no_grad()
 def x0_error(pipe, real: np.ndarray, tasks: list[str], t: float, seed: int = 0) -> float:
     """MSE of the clean-clip estimate on pixels that move, for held-out clips noised to flow time t."""
     from dreamgen.world_model.model import FlowMatchingVideoModel
 
     net = FlowMatchingVideoModel(pipe.transformer, residual=pipe.config.residual, prediction=pipe.config.prediction)
-    x = pipe.encode_frames(real)
-    first = x[:, :, 0]
-    x0 = x - first[:, :, None] if pipe.config.residual else x
+    first, x0, moving = moving_target(pipe, real)
     eps = torch.randn(x0.shape, generator=torch.Generator().manual_seed(seed))
     noisy = (1 - t) * x0 + t * eps
-    est = noisy - t * net.velocity(noisy, first, torch.full((len(x),), t), pipe.encode_prompt(tasks))
-    moving = (x - first[:, :, None]).abs().amax(1, keepdim=True).expand_as(x0) > 0.1
+    est = noisy - t * net.velocity(noisy, first, torch.full((len(x0),), t), pipe.encode_prompt(tasks))
     return float(((est - x0)[moving] ** 2).mean())
+
+
+def save_panels(panels: list, path, width: float, row_height: float) -> None:
+    """One titled row of frames per (title, clip (T, S, S, 3)) panel, written to `path`."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from dreamgen import report
+
+    fig, axes = plt.subplots(len(panels), 1, figsize=(width, row_height * len(panels)))
+    for ax, (title, clip) in zip(np.atleast_1d(axes), panels):
+        ax.imshow(report.tile(clip, cols=len(clip)), interpolation="nearest")
+        ax.set_title(title, fontsize=7, loc="left", pad=2)
+        ax.axis("off")
+    fig.tight_layout(h_pad=0.3)
+    fig.savefig(path, dpi=110)
+    print("wrote", path)
 
 
 def pipe_with_weights(base_dir, weights):
@@ -328,12 +356,6 @@ def pipe_with_weights(base_dir, weights):
 def transfer(args) -> None:
     """The dream stage's protocol (cells, resets, seeds, two chained clips, its sampler) with returned
     denoisers: quality by split (seen, new behaviour, unseen environment) beside the stage's own."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from dreamgen import report
     from dreamgen.actions import idm
     from dreamgen.collect import WorldConfig
     from dreamgen.params import load_params, stage_section, validate
@@ -389,21 +411,13 @@ def transfer(args) -> None:
         Path(args.json).write_text(json.dumps(out, indent=1, default=str))
         print("wrote", args.json)
     if args.png and panels:
-        fig, axes = plt.subplots(len(panels), 1, figsize=(9, 1.05 * len(panels)))
-        for ax, (title, clip) in zip(np.atleast_1d(axes), panels):
-            ax.imshow(report.tile(clip, cols=len(clip)), interpolation="nearest")
-            ax.set_title(title, fontsize=7, loc="left", pad=2)
-            ax.axis("off")
-        fig.tight_layout(h_pad=0.3)
-        fig.savefig(args.png, dpi=110)
-        print("wrote", args.png)
+        save_panels(panels, args.png, width=9, row_height=1.05)
 
 
 def analyse(args) -> None:
     """Every returned denoiser, the stage's own models beside them: two samplers and the x0 probe."""
     from diffusers import FlowMatchEulerDiscreteScheduler
 
-    from dreamgen import report
     from dreamgen import world_model as wm
     from dreamgen.actions import idm
     from dreamgen.world_model import evaluate as ev
@@ -422,18 +436,18 @@ def analyse(args) -> None:
             info = json.loads(str(z["info"]))
             runs[info["run"]] = {k: info[k] for k in ("config", "params_m", "batch_size", "train_episodes", "rows",
                                                        "eta1", "total_seconds") if k in info}
-            real = z["real"]
+            real = z["real"]  # every run dreams the same held-out episodes
             w = f.with_suffix(".safetensors")
             if w.is_file():
                 models[info["run"]] = w
     base_dir = meta["base_dir"]
-    entries = {"base (CPU, web only)": (base_dir, None),
-               "stage full fine-tune (CPU, 600 x 8 clips)": (base_dir, f"{args.variants_dir}/pickplace_env0/full")}
-    entries |= {f"GPU run {k}": (base_dir, w) for k, w in models.items()}
+    entries = {"base (CPU, web only)": None,
+               "stage full fine-tune (CPU, 600 x 8 clips)": f"{args.variants_dir}/pickplace_env0/full"}
+    entries |= {f"GPU run {k}": w for k, w in models.items()}
     table, shown = {}, {}
-    for name, (bdir, src) in entries.items():
-        pipe = variants.load_variant(bdir, src)[0] if src is None or not str(src).endswith(".safetensors") \
-            else pipe_with_weights(bdir, src)
+    for name, src in entries.items():
+        pipe = pipe_with_weights(base_dir, src) if str(src).endswith(".safetensors") \
+            else variants.load_variant(base_dir, src)[0]
         sched = pipe.scheduler.config
         row = {}
         for sname, (shift, steps, g) in SAMPLERS.items():
@@ -452,8 +466,8 @@ def analyse(args) -> None:
               f"FD-IDM {un['fid_idm']:.1f} look {un['look']:.3f} motion {un['motion_hit']:.1f} "
               f"({un['motion_hit_shuffled']:.1f}) | x0 MSE on moving pixels at t=1/0.5/0.1: "
               + "/".join(f"{v:.3f}" for v in row["x0_moving_mse"].values()), flush=True)
-    moving = np.abs(real[:, 1:].astype(float) - real[:, :1]).max(-1) > 12.75
-    zero = float(((real[:, 1:].astype(float) - real[:, :1]) / 127.5)[moving].__pow__(2).mean())
+    _, x0, moving = moving_target(pipe, real)
+    zero = float((x0[moving] ** 2).mean())  # the error of a zero residual: "nothing moves"
     print(f"x0 reference, 'nothing moves' on moving pixels: {zero:.3f}; copy first frame MAE "
           f"{st['mae_copy_first']:.2f}, FD-IDM {st['fid_idm_copy_first']:.1f}")
     out = dict(device="NVIDIA H200", held_out_clips=len(real), samplers={k: dict(shift=v[0], steps=v[1], guidance=v[2])
@@ -463,25 +477,12 @@ def analyse(args) -> None:
         Path(args.json).write_text(json.dumps(out, indent=1, default=str))
         print("wrote", args.json)
     if args.png:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-
         keys = [k for k in shown if not k.startswith("base")]
-        pick = [1, 3]  # two held-out episodes: a cube to the far bowl, a cube beside the bowl
         panels = []
-        for i in pick:
+        for i in (1, 3):  # two held-out episodes: a cube to the far bowl, a cube beside the bowl
             panels.append((f"real: {tasks[i]}", real[i]))
             panels += [(f"{k}, uniform 32 steps, g 1", shown[k][i]) for k in keys]
-        fig, axes = plt.subplots(len(panels), 1, figsize=(8, 1.15 * len(panels)))
-        for ax, (title, clip) in zip(axes, panels):
-            ax.imshow(report.tile(clip, cols=len(clip)), interpolation="nearest")
-            ax.set_title(title, fontsize=7, loc="left", pad=2)
-            ax.axis("off")
-        fig.tight_layout(h_pad=0.3)
-        fig.savefig(args.png, dpi=110)
-        print("wrote", args.png)
+        save_panels(panels, args.png, width=8, row_height=1.15)
 
 
 def main() -> None:
