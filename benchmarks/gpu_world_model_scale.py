@@ -505,23 +505,21 @@ def main() -> None:
             p.add_argument("--only", nargs="*", default=None, choices=list(RUNS))
         else:
             p.add_argument("--name", required=True, choices=list(RUNS))
-    p = sub.add_parser("analyse")
-    p.add_argument("--results", nargs="+", required=True, help="folders the device calls returned")
-    p.add_argument("--pack", default=".gpu/wmscale")
-    p.add_argument("--variants-dir", default="data/models/world_model/finetuned")
-    p.add_argument("--idm-dir", default="data/models/idm")
-    p.add_argument("--json", default=None)
-    p.add_argument("--png", default=None)
-    p.add_argument("--threads", type=int, default=2)
-    p = sub.add_parser("transfer")
-    p.add_argument("--results", nargs="+", required=True, help="folders the device calls returned")
-    p.add_argument("--runs", nargs="+", default=["A:pickplace_env0", "E:cotrain"],
-                   help="RUN:EXPERIMENT, the experiment whose robot data the run was trained on")
-    p.add_argument("--params", default="params.yaml")
-    p.add_argument("--stage-metrics", default="reports/metrics/dream.json")
-    p.add_argument("--json", default=None)
-    p.add_argument("--png", default=None)
-    p.add_argument("--threads", type=int, default=2)
+    for name in ("analyse", "transfer"):
+        p = sub.add_parser(name)
+        p.add_argument("--results", nargs="+", required=True, help="folders the device calls returned")
+        p.add_argument("--json", default=None)
+        p.add_argument("--png", default=None)
+        p.add_argument("--threads", type=int, default=2)
+        if name == "analyse":
+            p.add_argument("--pack", default=".gpu/wmscale")
+            p.add_argument("--variants-dir", default="data/models/world_model/finetuned")
+            p.add_argument("--idm-dir", default="data/models/idm")
+        else:
+            p.add_argument("--runs", nargs="+", default=["A:pickplace_env0", "E:cotrain"],
+                           help="RUN:EXPERIMENT, the experiment whose robot data the run was trained on")
+            p.add_argument("--params", default="params.yaml")
+            p.add_argument("--stage-metrics", default="reports/metrics/dream.json")
     p = sub.add_parser("show")
     p.add_argument("--results", required=True)
     p.add_argument("--png-dir", default=None)
