@@ -1,7 +1,7 @@
 """Probe: can this world model draw the robot arm at all, and where is the arm decided?
 
     .venv/bin/python benchmarks/probe_memorise_robot.py [--clips 4] [--steps 1500] [--every 500]
-        [--lr 5e-4] [--start full|base | --weights X.safetensors] [--data held-out|train]
+        [--lr 5e-4] [--start full|base | --weights X.safetensors] [--data clips|train] [--episodes held-out|train]
         [--from-truth T0 ...] [--truth-steps N] [--truth-guidance G]
         [--png P] [--truth-png P] [--recovery-png P] [--json J] [--npz Z] [--ckpt DIR] [--threads 2]
 
@@ -10,7 +10,7 @@ from dreams of *held-out* pick-and-place episodes, at every training length trie
 two readings: the model cannot *draw* a moving arm at all (the representation: pixels at 32x32,
 4x4 patches, the x0 objective, the sampler), or it has not learnt to *place* it (prediction).
 
-**Memorise** (`--data held-out`, the default): take `--clips` held-out episodes of
+**Memorise** (`--data clips`, the default): take `--clips` held-out episodes of
 `robot_pickplace_env0`, cut each to its first clip's span, and keep training the model on those
 clips alone, so that where the arm goes is known to the model. Every `--every` steps it dreams
 them from their first frame and instruction with the finetune stage's seeds, guidance and Euler
@@ -19,6 +19,9 @@ steps (never the noise it trained on).
 **Predict** (`--data train --clips 10`): the stage's evaluation, the 10 held-out clips dreamed by
 the start model (`--steps 0`) or after more training on the stage's training episodes.
 `--weights` starts from a denoiser returned by gpu_world_model_scale.py instead.
+
+`--episodes train` dreams the first clips of the stage's *training* episodes instead: does the
+model draw the arm on clips it was fine-tuned on?
 
 **Where the arm is decided**: `--from-truth` dreams start from the *true* clip noised to flow time
 t0 and follow the model's flow down (uniform Euler steps, classifier-free guidance). Below the
@@ -145,8 +148,10 @@ def from_noised_truth(pipe, real: np.ndarray, tasks: list[str], t0: float, steps
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--clips", type=int, default=4, help="held-out episodes to memorise or to dream")
-    ap.add_argument("--data", choices=("held-out", "train"), default="held-out",
-                    help="train on the held-out clips themselves (memorise) or on the stage's training episodes")
+    ap.add_argument("--episodes", choices=("held-out", "train"), default="held-out",
+                    help="whose first clips are dreamed: held-out episodes, or the stage's training episodes")
+    ap.add_argument("--data", choices=("clips", "train"), default="clips",
+                    help="train on the dreamed clips themselves (memorise) or on the stage's training episodes")
     ap.add_argument("--steps", type=int, default=1500)
     ap.add_argument("--lr", type=float, default=5e-4)
     ap.add_argument("--start", choices=("full", "base"), default="full",
@@ -184,14 +189,14 @@ def main() -> None:
         pipe, info = variants.load_variant(ft.base_dir, variant)
     cs = pipe.clip_spec
     from dreamgen.data import Dataset
-    _, held_idx = wm.split_holdout(Dataset(path).num_episodes, ft.holdout_every)
-    held = wm.load_bank(path, cs, episodes=[int(i) for i in held_idx[:args.clips]], desc="held-out episodes")
+    train_idx, held_idx = wm.split_holdout(Dataset(path).num_episodes, ft.holdout_every)
+    chosen = held_idx if args.episodes == "held-out" else train_idx
+    held = wm.load_bank(path, cs, episodes=[int(i) for i in chosen[:args.clips]], desc=f"{args.episodes} episodes")
     real = np.stack([held.clip(i) for i in range(len(held))])
-    if args.data == "held-out":  # each episode cut to its first clip's span: that clip and nothing else
+    if args.data == "clips":  # each episode cut to its first clip's span: that clip and nothing else
         bank = wm.ClipBank(cs, [ep[:cs.span + 1] for ep in held.episodes], list(held.tasks), list(held.meta))
         assert all(np.array_equal(bank.clip(i), real[i]) and bank.max_start(i) == 0 for i in range(len(bank)))
     else:  # the finetune stage's training episodes, whole: the dreams of `real` are then predictions
-        train_idx, _ = wm.split_holdout(Dataset(path).num_episodes, ft.holdout_every)
         bank = wm.load_bank(path, cs, episodes=[int(i) for i in train_idx], desc="training episodes")
     seeds = [ft.seed + 7000 + i for i in range(len(real))]  # the finetune stage's evaluation seeds
 
@@ -209,7 +214,7 @@ def main() -> None:
                           log_every=max(1, args.every // 5))
         res, more = wm.fit(pipe, bank, cfg, args.ckpt or tempfile.mkdtemp(prefix="probe_memorise_robot_"),
                            batch_size=ft.batch_size, p_drop_text=ft.p_drop_text, sample_every=args.every,
-                           snapshot=snapshot, desc="memorise" if args.data == "held-out" else "train")
+                           snapshot=snapshot, desc="memorise" if args.data == "clips" else "train")
         snaps |= more | {args.steps: snapshot(args.steps)}
         loss = {int(h["step"]): float(h["loss"]) for h in res.history}
         print(f"{res.steps_done - res.resumed_from} steps in {time.time() - t0:.0f} s")
@@ -235,8 +240,9 @@ def main() -> None:
                               ft.guidance_scale if args.truth_guidance is None else args.truth_guidance, ft.seed)
         truth[t0] = _scores(d, real, copy)
         truth_rows.append(d[:2])
-        print(f"from the true clip noised to t0 = {t0:g}: MAE {truth[t0]['mae']:.2f}  moving-pixel MAE "
-              f"{truth[t0]['mae_moving']:.2f}  look {truth[t0]['look']:.3f}  frames in place {truth[t0]['in_place']:.2f}")
+        r = truth[t0]
+        print(f"from the true clip noised to t0 = {t0:g}: MAE {r['mae']:.2f}  moving-pixel MAE {r['mae_moving']:.2f}  "
+              f"look {r['look']:.3f}  frames in place {r['in_place']:.2f}")
     if args.truth_png and truth_rows:  # per clip: the real clip, then the dream from each t0
         grid = np.concatenate([np.concatenate([real[i:i + 1]] + [r[i:i + 1] for r in truth_rows])
                                for i in range(min(2, len(real)))])
@@ -244,7 +250,7 @@ def main() -> None:
                                                                    cols=cs.num_frames), 3), args.truth_png))
     if args.json:
         with open(args.json, "w") as f:
-            json.dump(dict(start=info["kind"], data=args.data, clips=len(real),
+            json.dump(dict(start=info["kind"], data=args.data, episodes=args.episodes, clips=len(real),
                            lr=args.lr, tasks=list(held.tasks), rows=rows,
                            recovery={w: {str(t): v for t, v in r.items()} for w, r in rec.items()},
                            from_truth={str(t): v for t, v in truth.items()}), f,
