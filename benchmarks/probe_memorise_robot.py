@@ -100,6 +100,22 @@ def frames_in_place(pred: np.ndarray, real: np.ndarray) -> float:
     return float(np.mean(hits))
 
 
+def _truth(pipe, real: np.ndarray, tasks: list[str], seed: int):
+    """What both noised-truth measures start from: latents x (N, C, T, h, w), the first frame's
+    latent, the training target x0 (the residual from the first frame, as trained), the objective
+    wrapper, the instruction embeddings and one noise draw like x0."""
+    x = pipe.encode_frames(real)
+    first = x[:, :, 0]
+    x0 = x - first[:, :, None] if pipe.config.residual else x
+    net = FlowMatchingVideoModel(pipe.transformer, residual=pipe.config.residual, prediction=pipe.config.prediction)
+    eps = torch.randn(x0.shape, generator=torch.Generator().manual_seed(seed))
+    return x, first, x0, net, pipe.encode_prompt(tasks), eps
+
+
+def _frames(pipe, est: torch.Tensor, first: torch.Tensor) -> np.ndarray:
+    return pipe.decode_latents(est + first[:, :, None] if pipe.config.residual else est)
+
+
 @torch.no_grad()
 def recovery(pipe, real: np.ndarray, tasks: list[str], ts: list[float], seed: int) -> tuple[dict, np.ndarray]:
     """How much of the true clip the model's clean estimate restores from the true clip noised to flow time t.
@@ -110,13 +126,8 @@ def recovery(pipe, real: np.ndarray, tasks: list[str], ts: list[float], seed: in
     asks whether the model can *finish* an arm it is shown; t = 1 whether it can *place* one.
     Also the estimates as frames (len(ts), N, T, S, S, 3) uint8.
     """
-    x = pipe.encode_frames(real)
-    first = x[:, :, 0]
-    x0 = x - first[:, :, None] if pipe.config.residual else x
-    text = pipe.encode_prompt(tasks)
-    net = FlowMatchingVideoModel(pipe.transformer, residual=pipe.config.residual, prediction=pipe.config.prediction)
+    x, first, x0, net, text, eps = _truth(pipe, real, tasks, seed)
     moving = ((x - x[:, :, :1]).abs().amax(dim=1, keepdim=True) > MOVING)[:, :, 1:].expand(-1, x.shape[1], -1, -1, -1)
-    eps = torch.randn(x0.shape, generator=torch.Generator().manual_seed(seed))
     still = x - x[:, :, :1]  # the error of predicting that nothing moves
     out, frames = {0.0: float((still[:, :, 1:][moving] ** 2).mean())}, []
     for t in ts:
@@ -124,7 +135,7 @@ def recovery(pipe, real: np.ndarray, tasks: list[str], ts: list[float], seed: in
         xt = (1 - t) * x0 + t * eps
         est = xt - t * net.velocity(xt, first, tt, text)
         out[float(t)] = float(((est - x0)[:, :, 1:][moving] ** 2).mean())
-        frames.append(pipe.decode_latents(est + first[:, :, None] if pipe.config.residual else est))
+        frames.append(_frames(pipe, est, first))
     return out, np.stack(frames)
 
 
@@ -134,27 +145,22 @@ def from_noised_truth(pipe, real: np.ndarray, tasks: list[str], t0: float, steps
     """Dreams (N, T, S, S, 3) uint8 that start from the true clip noised to flow time t0 (SDEdit) and follow
     the model's flow to 0 in `steps` uniform Euler steps with classifier-free guidance. Sweeping t0
     finds where the arm is decided: below that noise level the model keeps the arm it is handed."""
-    x = pipe.encode_frames(real)
-    first = x[:, :, 0]
-    x0 = x - first[:, :, None] if pipe.config.residual else x
-    net = FlowMatchingVideoModel(pipe.transformer, residual=pipe.config.residual, prediction=pipe.config.prediction)
-    text = pipe.encode_prompt(tasks)
+    x, first, x0, net, text, eps = _truth(pipe, real, tasks, seed)
     first2, text2 = torch.cat([first, first]), torch.cat([text, torch.zeros_like(text)])
-    eps = torch.randn(x0.shape, generator=torch.Generator().manual_seed(seed))
     lat = (1 - t0) * x0 + t0 * eps
     ts = np.linspace(t0, 0, steps + 1)
     for t, t_next in zip(ts[:-1], ts[1:]):
         tt = torch.full((2 * len(x),), float(t))
         v_c, v_u = net.velocity(torch.cat([lat, lat]), first2, tt, text2).chunk(2)
         lat = lat + (t_next - t) * (v_u + guidance * (v_c - v_u))
-    out = pipe.decode_latents(lat + first[:, :, None] if pipe.config.residual else lat)
+    out = _frames(pipe, lat, first)
     out[:, 0] = real[:, 0]
     return out
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--clips", type=int, default=4, help="held-out episodes to memorise or to dream")
+    ap.add_argument("--clips", type=int, default=4, help="episodes (of --episodes) whose first clips are dreamed")
     ap.add_argument("--episodes", choices=("held-out", "train"), default="held-out",
                     help="whose first clips are dreamed: held-out episodes, or the stage's training episodes")
     ap.add_argument("--data", choices=("clips", "train"), default="clips",
@@ -165,7 +171,7 @@ def main() -> None:
                     help="the stage's full fine-tune of pick-and-place, or the web-only base")
     ap.add_argument("--weights", default=None,
                     help="start instead from a denoiser returned by gpu_world_model_scale.py (X.safetensors)")
-    ap.add_argument("--every", type=int, default=250, help="dream the clips every this many steps")
+    ap.add_argument("--every", type=int, default=500, help="dream the clips every this many steps")
     ap.add_argument("--png", default=None)
     ap.add_argument("--from-truth", type=float, nargs="*", default=[],
                     help="flow times t0 to dream from the true clip noised to t0 (with the final model)")
@@ -182,6 +188,8 @@ def main() -> None:
     args = ap.parse_args()
     if args.clips < 1 or args.steps < 0 or args.every < 1:
         raise SystemExit("--clips and --every must be >= 1, --steps >= 0 (0: measure the start model only)")
+    if not all(0.0 <= t <= 1.0 for t in args.from_truth):
+        raise SystemExit(f"--from-truth: flow times must lie in [0, 1], got {args.from_truth}")
     torch.set_num_threads(args.threads)
     ft = validate("finetune_world_model", stage_section(load_params(args.params), "finetune_world_model",
                                                         args.params))
