@@ -197,6 +197,8 @@ def test_adapter_refuses_another_base(trained, base_dir, tmp_path):
         wan.load_wan_lora(other, folder)
     with pytest.raises(FileNotFoundError, match="no WAN LoRA adapter here"):
         wan.load_wan_lora(other, tmp_path)
+    with pytest.raises(ValueError, match=r"save_wan_lora: .* no LoRA adapter; add one first \(add_wan_lora\)"):
+        wan.save_wan_lora(other, tmp_path / "nothing")
 
 
 class FakeAccelerator:

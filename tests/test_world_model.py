@@ -229,6 +229,8 @@ def test_lora_adapter_trains_saves_apart_and_loads(text, bank, tmp_path):
     assert (got == want).all() and not (plain == want).all()
     with pytest.raises(FileNotFoundError, match="no LoRA adapter here"):
         lora.load_adapter(load_pipeline(tmp_path / "base"), tmp_path / "missing")
+    with pytest.raises(ValueError, match=r"save_adapter: .* no LoRA adapter; add one first \(add_lora\)"):
+        lora.save_adapter(load_pipeline(tmp_path / "base"), tmp_path / "nothing", fingerprint)
     with pytest.raises(ValueError, match="trained on base model"):
         lora.load_adapter(new_pipe(text, seed=3), tmp_path / "adapter")
 

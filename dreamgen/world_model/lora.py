@@ -43,15 +43,16 @@ def add_lora(pipe, rank: int, alpha: float | None = None, targets=TARGETS, name:
     return sum(p.numel() for p in tr.parameters() if p.requires_grad)
 
 
-def write_adapter(transformer, folder, card: dict, caller: str = "save_adapter") -> Path:
+def write_adapter(transformer, folder, card: dict, caller: str = "save_adapter", adder: str = "add_lora") -> Path:
     """Write `transformer`'s LoRA weights (adapter_model.safetensors) and adapter_config.json:
     rank, alpha, targets, then the `card` keys (base fingerprint, meta, ...). The shared part of
-    save_adapter and wan.save_wan_lora."""
+    save_adapter and wan.save_wan_lora; `caller` and `adder` name them and the function that adds
+    the adapter in the error for a transformer without one."""
     from peft.utils import get_peft_model_state_dict
     from safetensors.torch import save_file
 
     if not getattr(transformer, "_hf_peft_config_loaded", False):
-        raise ValueError(f"{caller}: the transformer has no LoRA adapter (add one first)")
+        raise ValueError(f"{caller}: the transformer has no LoRA adapter; add one first ({adder})")
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().contiguous().cpu() for k, v in get_peft_model_state_dict(transformer).items()}

@@ -142,7 +142,8 @@ def save_wan_lora(pipe, folder, meta: dict | None = None) -> Path:
     """Write the adapter's weights (adapter_model.safetensors, LoRA weights only) and
     adapter_config.json (rank, alpha, targets, kind, base fingerprint, `meta`) to `folder`."""
     return write_adapter(pipe.transformer, folder, dict(kind=KIND, base=wan_fingerprint(pipe.transformer),
-                                                        meta=meta or {}), caller="save_wan_lora")
+                                                        meta=meta or {}), caller="save_wan_lora",
+                         adder="add_wan_lora")
 
 
 def load_wan_lora(pipe, folder) -> dict:
