@@ -305,8 +305,9 @@ def moving_target(pipe, real: np.ndarray):
 
 
 @torch.no_grad()
-def x0_error(pipe, real: np.ndarray, tasks: list[str], t: float, seed: int = 0) -> float:
-    """MSE of the clean-clip estimate on pixels that move, for held-out clips noised to flow time t."""
+def x0_estimate(pipe, real: np.ndarray, tasks: list[str], t: float, seed: int = 0):
+    """The conditional clean-clip estimate from real clips noised to flow time t, with what moving_target
+    gives: (estimate, target, moving mask, first-frame latents), the first two (B, C, T, h, w)."""
     from dreamgen.world_model.model import FlowMatchingVideoModel
 
     net = FlowMatchingVideoModel(pipe.transformer, residual=pipe.config.residual, prediction=pipe.config.prediction)
@@ -314,6 +315,12 @@ def x0_error(pipe, real: np.ndarray, tasks: list[str], t: float, seed: int = 0) 
     eps = torch.randn(x0.shape, generator=torch.Generator().manual_seed(seed))
     noisy = (1 - t) * x0 + t * eps
     est = noisy - t * net.velocity(noisy, first, torch.full((len(x0),), t), pipe.encode_prompt(tasks))
+    return est, x0, moving, first
+
+
+def x0_error(pipe, real: np.ndarray, tasks: list[str], t: float, seed: int = 0) -> float:
+    """MSE of the clean-clip estimate on pixels that move, for held-out clips noised to flow time t."""
+    est, x0, moving, _ = x0_estimate(pipe, real, tasks, t, seed)
     return float(((est - x0)[moving] ** 2).mean())
 
 

@@ -75,6 +75,7 @@ from dreamgen.params import load_params, stage_section, validate  # noqa: E402
 from dreamgen.training import TrainConfig  # noqa: E402
 from dreamgen.world_model import variants  # noqa: E402
 from dreamgen.world_model.model import MOVING, FlowMatchingVideoModel  # noqa: E402
+from gpu_world_model_scale import moving_target, pipe_with_weights, x0_estimate  # noqa: E402  (this folder's)
 
 EXPERIMENT = "pickplace_env0"
 RECOVERY_TS = [0.1, 0.2, 0.3, 0.5, 0.7, 1.0]
@@ -100,18 +101,6 @@ def frames_in_place(pred: np.ndarray, real: np.ndarray) -> float:
     return float(np.mean(hits))
 
 
-def _truth(pipe, real: np.ndarray, tasks: list[str], seed: int):
-    """What both noised-truth measures start from: latents x (N, C, T, h, w), the first frame's
-    latent, the training target x0 (the residual from the first frame, as trained), the objective
-    wrapper, the instruction embeddings and one noise draw like x0."""
-    x = pipe.encode_frames(real)
-    first = x[:, :, 0]
-    x0 = x - first[:, :, None] if pipe.config.residual else x
-    net = FlowMatchingVideoModel(pipe.transformer, residual=pipe.config.residual, prediction=pipe.config.prediction)
-    eps = torch.randn(x0.shape, generator=torch.Generator().manual_seed(seed))
-    return x, first, x0, net, pipe.encode_prompt(tasks), eps
-
-
 def _frames(pipe, est: torch.Tensor, first: torch.Tensor) -> np.ndarray:
     return pipe.decode_latents(est + first[:, :, None] if pipe.config.residual else est)
 
@@ -126,15 +115,11 @@ def recovery(pipe, real: np.ndarray, tasks: list[str], ts: list[float], seed: in
     asks whether the model can *finish* an arm it is shown; t = 1 whether it can *place* one.
     Also the estimates as frames (len(ts), N, T, S, S, 3) uint8.
     """
-    x, first, x0, net, text, eps = _truth(pipe, real, tasks, seed)
-    moving = ((x - x[:, :, :1]).abs().amax(dim=1, keepdim=True) > MOVING)[:, :, 1:].expand(-1, x.shape[1], -1, -1, -1)
-    still = x - x[:, :, :1]  # the error of predicting that nothing moves
-    out, frames = {0.0: float((still[:, :, 1:][moving] ** 2).mean())}, []
+    _, x0, moving = moving_target(pipe, real)
+    out, frames = {0.0: float((x0[moving] ** 2).mean())}, []  # the error of predicting that nothing moves
     for t in ts:
-        tt = torch.full((len(x),), float(t))
-        xt = (1 - t) * x0 + t * eps
-        est = xt - t * net.velocity(xt, first, tt, text)
-        out[float(t)] = float(((est - x0)[:, :, 1:][moving] ** 2).mean())
+        est, x0, moving, first = x0_estimate(pipe, real, tasks, t, seed)
+        out[float(t)] = float(((est - x0)[moving] ** 2).mean())
         frames.append(_frames(pipe, est, first))
     return out, np.stack(frames)
 
@@ -145,12 +130,15 @@ def from_noised_truth(pipe, real: np.ndarray, tasks: list[str], t0: float, steps
     """Dreams (N, T, S, S, 3) uint8 that start from the true clip noised to flow time t0 (SDEdit) and follow
     the model's flow to 0 in `steps` uniform Euler steps with classifier-free guidance. Sweeping t0
     finds where the arm is decided: below that noise level the model keeps the arm it is handed."""
-    x, first, x0, net, text, eps = _truth(pipe, real, tasks, seed)
+    first, x0, _ = moving_target(pipe, real)
+    net = FlowMatchingVideoModel(pipe.transformer, residual=pipe.config.residual, prediction=pipe.config.prediction)
+    text = pipe.encode_prompt(tasks)
+    eps = torch.randn(x0.shape, generator=torch.Generator().manual_seed(seed))
     first2, text2 = torch.cat([first, first]), torch.cat([text, torch.zeros_like(text)])
     lat = (1 - t0) * x0 + t0 * eps
     ts = np.linspace(t0, 0, steps + 1)
     for t, t_next in zip(ts[:-1], ts[1:]):
-        tt = torch.full((2 * len(x),), float(t))
+        tt = torch.full((2 * len(x0),), float(t))
         v_c, v_u = net.velocity(torch.cat([lat, lat]), first2, tt, text2).chunk(2)
         lat = lat + (t_next - t) * (v_u + guidance * (v_c - v_u))
     out = _frames(pipe, lat, first)
@@ -197,7 +185,6 @@ def main() -> None:
     if path is None:
         raise SystemExit(f"finetune_world_model.dataset_paths has no {DATASET}; this probe needs it")
     if args.weights:
-        from gpu_world_model_scale import pipe_with_weights  # this folder's GPU benchmark
         pipe, info = pipe_with_weights(ft.base_dir, args.weights), dict(kind="gpu run", variant_dir=args.weights)
     else:
         variant = None if args.start == "base" else f"{ft.out_dir}/{EXPERIMENT}/full"

@@ -1,5 +1,6 @@
 """The measures of benchmarks/probe_memorise_robot.py: they must be able to tell a good dream from a bad one."""
 import importlib.util
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +14,9 @@ from test_world_model import square_episode, text  # noqa: F401  (the tiny text 
 
 @pytest.fixture(scope="module")
 def probe():
-    path = Path(__file__).parents[1] / "benchmarks" / "probe_memorise_robot.py"
+    folder = Path(__file__).parents[1] / "benchmarks"
+    sys.path.insert(0, str(folder))  # the probe imports its neighbour gpu_world_model_scale, as a script would
+    path = folder / "probe_memorise_robot.py"
     spec = importlib.util.spec_from_file_location("probe_memorise_robot", path)
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
