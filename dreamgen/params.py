@@ -199,11 +199,35 @@ class FinetuneWorldModelParams:
     sampler_etas: list[float] = key("sampler stochasticity (fresh-noise fraction per step) compared on the lab "
                                     "LoRA's dreams; 0 is the deterministic sampler every stage uses", lo=0.0, hi=1.0)
     idm_dir: str = key("IDM whose pair features give the Frechet distance (train_idm's model_dir)")
+    wan_model: str = key("'' fine-tunes the mini model of stage 03; a WAN2.1 image-to-video pipeline (diffusers "
+                         "folder, or a Hub model id already in the local cache) gets the LoRA adapters instead "
+                         "(the paper profile)")
+    wan_size: int = key("square frame size WAN trains and dreams at, a multiple of 16 (used with wan_model)", lo=16)
+    wan_num_frames: int = key("frames per WAN clip, 1 + 4 n, frame_stride apart as the mini model's (used with "
+                              "wan_model)", lo=5)
+    wan_dtype: str = key("dtype of WAN's transformer and text encoder (used with wan_model)",
+                         choices=("float32", "bfloat16"))
     threads: int = key("torch CPU threads; 0 = all cores", lo=0, hi=256)
     ckpt_dir: str = key("training checkpoints, one folder per configuration, kept across runs to resume")
     out_dir: str = key("variants: out_dir/<experiment>/lora (peft adapter) and .../full (full fine-tune)")
     metrics_path: str = key("DVC metrics file of this stage")
     figures_dir: str = key("folder of this stage's figures")
+
+    def cross_problems(self) -> list[str]:
+        """What the keys get wrong together (validate adds the stage name)."""
+        out = []
+        if self.wan_model:
+            for name in ("full_experiments", "extra_loras", "small_experiments"):
+                if getattr(self, name):
+                    out.append(f"{name}: {getattr(self, name)!r}, but the WAN path (wan_model) trains LoRA "
+                               f"adapters only. Fix: set {name} to []")
+        if self.wan_size % 16:
+            out.append(f"wan_size: {self.wan_size} is not a multiple of 16. Fix: use e.g. "
+                       f"{16 * -(-self.wan_size // 16)}")
+        if (self.wan_num_frames - 1) % 4:
+            out.append(f"wan_num_frames: {self.wan_num_frames} is not 1 + 4 n (WAN's VAE compresses time by 4). "
+                       f"Fix: use {1 + 4 * max(1, (self.wan_num_frames - 1) // 4)}")
+        return out
 
 
 @dataclass(frozen=True)
@@ -400,9 +424,12 @@ def validate(stage: str, values: dict[str, Any]) -> Any:
             hi = "inf" if m["hi"] is None else m["hi"]
             problems.append(f"{stage}.{name}: {value!r} is out of range. Fix: use a value in "
                             f"[{lo}, {hi}] ({m['help']})")
+    if not problems:  # keys that must agree with each other, once each one is right alone
+        checked = STAGES[stage](**values)
+        problems = [f"{stage}.{p}" for p in getattr(checked, "cross_problems", list)()]
     if problems:
         raise ParamError("invalid parameters:\n  " + "\n  ".join(problems))
-    return STAGES[stage](**values)
+    return checked
 
 
 def from_namespace(stage: str, namespace: dict[str, Any]) -> Any:

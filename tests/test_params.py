@@ -50,6 +50,20 @@ def test_a_list_range_applies_to_each_item(root):
     assert "finetune_world_model.sampler_etas: [0.0, 1.5] is out of range" in msg and "[0.0, 1.0]" in msg
 
 
+def test_keys_that_must_agree_are_checked_together(root):
+    ft = dict(load_params(root / "params.yaml")["finetune_world_model"])
+    assert validate("finetune_world_model", ft).wan_model == ""  # the mini model: the full fine-tune is fine
+    with pytest.raises(ParamError) as err:
+        validate("finetune_world_model", ft | dict(wan_model="some/wan", wan_size=200, wan_num_frames=8))
+    msg = str(err.value)
+    assert "finetune_world_model.full_experiments: ['pickplace_env0'], but the WAN path" in msg
+    assert "Fix: set extra_loras to []" in msg and "Fix: set small_experiments to []" in msg
+    assert "wan_size: 200 is not a multiple of 16. Fix: use e.g. 208" in msg
+    assert "wan_num_frames: 8 is not 1 + 4 n" in msg and "Fix: use 5" in msg
+    ok = ft | dict(wan_model="some/wan", full_experiments=[], extra_loras=[], small_experiments=[])
+    assert validate("finetune_world_model", ok).wan_model == "some/wan"
+
+
 def test_float_accepts_int(world):
     world["expert_noise"] = 1
     assert validate("world", world).expert_noise == 1

@@ -301,3 +301,45 @@ def test_bench_ranks_variants_and_correlates_with_policy_success(repo):
         assert (repo / "reports/tables/bench" / f"{t}.csv").is_file(), t
     assert (repo / "reports/figures/bench/rank_correlation.png").is_file()
     assert not math.isnan(m["seconds"])
+
+
+def test_paper_world_model_path_runs_the_same_stages(repo, tmp_path):
+    """Stages 04 and 05 with `wan_model` set, as the paper profile runs them: a tiny random
+    WanImageToVideoPipeline saved locally stands in for WAN2.1-14B (nothing downloads). Kept last:
+    it re-executes the two notebooks in the smoke repository."""
+    import yaml
+
+    from dreamgen.tiny import tiny_wan_i2v
+    from dreamgen.world_model import wan_stage
+
+    wan_dir = tmp_path / "wan"
+    tiny_wan_i2v().save_pretrained(wan_dir)
+    out = tmp_path / "out"
+    params = yaml.safe_load((repo / "params.yaml").read_text())
+    params["finetune_world_model"] |= dict(
+        wan_model=str(wan_dir), wan_size=32, wan_num_frames=5, wan_dtype="float32", full_experiments=[],
+        extra_loras=[], small_experiments=[], out_dir=str(out / "finetuned"), ckpt_dir=str(out / "ckpt"),
+        metrics_path=str(out / "finetune.json"), figures_dir=str(out / "finetune_figures"))
+    params["dream"] |= dict(variants_dir=str(out / "finetuned"), out_dir=str(out / "dreams"),
+                            metrics_path=str(out / "dream.json"), figures_dir=str(out / "dream_figures"))
+    (repo / "params_wan.yaml").write_text(yaml.safe_dump(params))
+    for stage in ("finetune_world_model", "dream"):
+        sh([sys.executable, "-m", "dreamgen.run", stage, "--params", "params_wan.yaml"], repo)
+
+    size = params["pretrain_world_model"]["image_size"]  # dreams come back at the size the IDM labels
+    ft = json.loads((out / "finetune.json").read_text())
+    assert ft["wan"]["model"] == str(wan_dir) and ft["clip_spec"]["num_frames"] == 5
+    assert ft["clip_spec"]["image_size"] == size
+    assert set(ft["quality"]) == {f"{e}/{v}" for e in ("cotrain", "pickplace_env0") for v in ("base", "lora")}
+    for e in ("cotrain", "pickplace_env0"):
+        assert wan_stage.is_wan_variant(out / "finetuned" / e / "lora")
+        assert ft["train"][f"{e}/lora"]["steps"] == params["finetune_world_model"]["lora_steps"]
+        assert ft["quality"][f"{e}/lora"]["clips"] > 0
+    assert [p.name for p in (out / "finetuned" / "pickplace_env0").iterdir()] == ["lora"]
+    dream = json.loads((out / "dream.json").read_text())
+    for e in ("cotrain", "pickplace_env0"):
+        ds = data.Dataset(out / "dreams" / e)
+        assert data.validate_dataset(ds.root) == []
+        assert ds.num_episodes == dream["experiments"][e]["dreams"] > 0
+        assert ds.episode(0).frames.shape == (1 + params["dream"]["segments"] * 4, size, size, 3)
+        assert {m["world_model"] for m in ds.episodes_meta} == {str(wan_dir)}

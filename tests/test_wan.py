@@ -238,3 +238,83 @@ def test_generate_shape_seeds_and_sharding(base_dir, monkeypatch):
         wan.wan_generate(pipe, images, prompts, [0, 1, 0], **(kw | dict(num_frames=8)))
     with pytest.raises(ValueError, match="2 seeds for 3"):
         wan.wan_generate(pipe, images, prompts, [0, 1], **kw)
+
+
+# ---- the WAN path inside the stages (dreamgen.world_model.wan_stage) ---------------------------
+def stage_bank(n=3, length=12):
+    """Episodes of the moving-square video, cut into 9-frame clips one step apart."""
+    from dreamgen.world_model.clips import ClipBank, ClipSpec
+
+    eps = list(square_clips(n, length, H, seed=1))
+    return ClipBank(ClipSpec(T, 1, H), eps, [PROMPTS[i % 2] for i in range(n)], [{} for _ in range(n)])
+
+
+def test_resize_video_up_and_down():
+    from dreamgen.frames import resize_frames
+    from dreamgen.world_model.wan_stage import resize_video
+
+    x = clips(1)[0]  # (T, 32, 32, 3)
+    up = resize_video(x, 48)
+    assert up.shape == (T, 48, 48, 3) and up.dtype == np.uint8
+    flat = np.full((2, 16, 16, 3), 77, np.uint8)
+    np.testing.assert_array_equal(resize_video(flat, 40), np.full((2, 40, 40, 3), 77, np.uint8))
+    np.testing.assert_array_equal(resize_video(x, 16), resize_frames(x, 16))  # the mini profile's own downscale
+    assert np.abs(resize_video(up, 32).astype(int) - x).mean() < 6  # up and back keeps the picture
+
+
+def test_stage_finetune_resumes_exactly(base_dir, tmp_path):
+    from dreamgen.training import TrainConfig
+    from dreamgen.world_model.wan_stage import WanSettings, finetune_wan
+
+    settings = WanSettings(str(base_dir), H)
+    kw = dict(batch_size=2, p_drop_text=0.5, rank=4)
+    cfg = lambda steps: TrainConfig(steps=steps, lr=1e-2, seed=0, ckpt_every=1, log_every=1)  # noqa: E731
+    whole, res, base_print, n = finetune_wan(settings, stage_bank(), cfg(3), tmp_path / "a", **kw)
+    assert res.steps_done == 3 and res.resumed_from == 0 and n > 0 and len(res.history) == 3
+    assert not any(p.requires_grad for p in whole.transformer.parameters())
+    finetune_wan(settings, stage_bank(), cfg(1), tmp_path / "b", **kw)  # "interrupted" after one step
+    resumed, res2, _, _ = finetune_wan(settings, stage_bank(), cfg(3), tmp_path / "b", **kw)
+    assert res2.resumed_from == 1
+    torch.testing.assert_close(forward(resumed), forward(whole), rtol=0, atol=1e-6)
+    ckpt = next((tmp_path / "b").rglob("train_state.pt"))
+    assert ckpt.stat().st_size < (base_dir / "transformer" / "diffusion_pytorch_model.safetensors").stat().st_size
+    with pytest.raises(ValueError, match="1 \\+ 4 n frames"):
+        from dreamgen.world_model.clips import ClipBank, ClipSpec
+
+        bank = stage_bank()
+        finetune_wan(settings, ClipBank(ClipSpec(8, 1, H), bank.episodes, bank.tasks, bank.meta), cfg(1),
+                     tmp_path / "c", **kw)
+
+
+def test_stage_variant_loads_and_dreams_at_the_pipelines_size(base_dir, tmp_path):
+    from dreamgen.training import TrainConfig
+    from dreamgen.world_model import dream, lora, variants
+    from dreamgen.world_model.clips import ClipSpec
+    from dreamgen.world_model.wan_stage import WanDreamer, WanSettings, finetune_wan, is_wan_variant, load_dreamer
+    from dreamgen.world_model.wan_stage import save_wan_variant
+
+    settings = WanSettings(str(base_dir), H)
+    pipe, _, base_print, _ = finetune_wan(settings, stage_bank(), TrainConfig(steps=2, lr=1e-2, seed=0, ckpt_every=5),
+                                          tmp_path / "ckpt", batch_size=2, p_drop_text=0.0, rank=4)
+    folder = save_wan_variant(pipe, tmp_path / "pickplace" / "lora", base_print, dict(trained_pairs=[["pick", 0]]),
+                              settings, ClipSpec(T, 4, 16))
+    assert is_wan_variant(folder) and variants.variant_kind(folder) == "lora"
+    dreamer, info = variants.load_variant("no/such-mini-base", folder)  # a WAN adapter names its own base
+    assert isinstance(dreamer, WanDreamer) and info["kind"] == "lora" and info["base"] == base_print
+    assert info["meta"]["trained_pairs"] == [["pick", 0]] and dreamer.clip_spec == ClipSpec(T, 4, 16)
+    images = clips(2)[:, 0, ::2, ::2]  # initial frames at the output size, 16 px
+    out = dream(dreamer, images, PROMPTS, [3, 4], guidance_scale=3.0, steps=2)
+    assert out.shape == (2, T, 16, 16, 3) and out.dtype == np.uint8
+    np.testing.assert_array_equal(dream(dreamer, images, PROMPTS, [3, 4], 3.0, 2), out)  # seeds recorded = clips
+    base, base_info = load_dreamer(folder, adapter=False)
+    assert base_info["kind"] == "base" and not np.array_equal(dream(base, images, PROMPTS, [3, 4], 3.0, 2), out)
+    with pytest.raises(ValueError, match="eta"):
+        dream(dreamer, images, PROMPTS, [3, 4], 3.0, 2, eta=0.5)
+    # a mini-profile adapter is no WAN variant, and says so
+    mini = tmp_path / "mini"
+    mini.mkdir()
+    (mini / lora.CONFIG).write_text(json.dumps(dict(rank=2, alpha=2, targets=["to_q"], base="x", meta={})))
+    (mini / lora.WEIGHTS).write_bytes(b"")
+    assert not is_wan_variant(mini)
+    with pytest.raises(ValueError, match="not a WAN variant"):
+        load_dreamer(mini)

@@ -11,7 +11,16 @@ import torch
 def dream(pipe, images: np.ndarray, prompts: list[str], seeds: list[int], guidance_scale: float,
           steps: int, batch: int = 16, eta: float = 0.0) -> np.ndarray:
     """Dream one clip per (image (N, S, S, 3), prompt, seed): (N, T, S, S, 3) uint8, in batches.
-    eta: the sampler's stochasticity (DreamGenVideoPipeline.__call__)."""
+    eta: the sampler's stochasticity (DreamGenVideoPipeline.__call__).
+
+    pipe: a DreamGenVideoPipeline, or the paper profile's wan_stage.WanDreamer (its own
+    scheduler, one clip per call; eta must be 0)."""
+    from dreamgen.world_model.wan_stage import WanDreamer
+
+    if isinstance(pipe, WanDreamer):
+        if eta:
+            raise ValueError(f"eta={eta}: the WAN path samples with its pipeline's own scheduler; use eta 0")
+        return pipe.dream(images, prompts, seeds, guidance_scale, steps)
     out = []
     for i in range(0, len(images), batch):
         gens = [torch.Generator().manual_seed(int(s)) for s in seeds[i:i + batch]]

@@ -76,10 +76,15 @@ def load_variant(base_dir, variant_dir=None) -> tuple[DreamGenVideoPipeline, dic
     """The base pipeline with a variant applied; returns (pipe, info with kind, base, variant).
 
     Raises FileNotFoundError for a missing base or variant, ValueError for a variant trained
-    on another base model or clip spec.
+    on another base model or clip spec. A WAN adapter (the paper profile) names its own base:
+    it comes back as a wan_stage.WanDreamer and `base_dir` is not read.
     """
     from diffusers import WanTransformer3DModel
 
+    from dreamgen.world_model import wan_stage
+
+    if variant_dir is not None and wan_stage.is_wan_variant(variant_dir):
+        return wan_stage.load_dreamer(variant_dir)
     pipe = load_pipeline(base_dir)
     here = lora.base_fingerprint(pipe.transformer)
     info = dict(kind="base", base_dir=str(base_dir), base=here, variant_dir=None)

@@ -268,11 +268,10 @@ def wan_condition(pipe, frames: np.ndarray, prompts: Sequence[str],
                 image=None if img is None else img.to(dtype))
 
 
-def wan_lora_step(pipe, frames, prompts: Sequence[str], optimizer, generator: torch.Generator,
-                  p_drop_text: float = 0.0, max_sequence_length: int = MAX_TEXT_TOKENS,
-                  accelerator=None, max_grad_norm: float | None = 1.0) -> float:
-    """One rectified-flow training step of pipe.transformer (its trainable weights: the LoRA
-    adapter after add_wan_lora) on clips (B, T, H, W, 3) uint8 with one instruction each.
+def wan_loss(pipe, frames, prompts: Sequence[str], generator: torch.Generator, p_drop_text: float = 0.0,
+             max_sequence_length: int = MAX_TEXT_TOKENS) -> torch.Tensor:
+    """The rectified-flow loss of pipe.transformer on clips (B, T, H, W, 3) uint8 with one
+    instruction each (a scalar tensor with gradients to the trainable weights).
 
     x0 = normalised VAE latents, eps ~ N(0, I), sigma = shift u / (1 + (shift - 1) u) with
     u ~ U(0, 1); x_sigma = (1 - sigma) x0 + sigma eps; the transformer sees
@@ -280,7 +279,6 @@ def wan_lora_step(pipe, frames, prompts: Sequence[str], optimizer, generator: to
     image states, and regresses the velocity eps - x0 (what FlowMatchEulerDiscreteScheduler
     integrates). p_drop_text replaces the instruction with "" (the pipeline's default negative
     prompt) for classifier-free guidance. All randomness comes from `generator` (CPU).
-    Returns the loss.
     """
     check_wan_i2v(pipe)
     frames = check_frames(pipe, frames)
@@ -301,13 +299,25 @@ def wan_lora_step(pipe, frames, prompts: Sequence[str], optimizer, generator: to
     sigma = (s * u / (1 + (s - 1) * u)).to(x0.device)
     noisy, target = flow_pair(x0, noise, sigma)
     tr = pipe.transformer
-    tr.train()
     pred = tr(hidden_states=torch.cat([noisy, cond["condition"].float()], dim=1).to(tr.dtype),
               timestep=sigma * pipe.scheduler.config.num_train_timesteps,
               encoder_hidden_states=cond["text"], encoder_hidden_states_image=cond["image"], return_dict=False)[0]
     loss = torch.nn.functional.mse_loss(pred.float(), target)
     if not torch.isfinite(loss):
         raise FloatingPointError(f"wan_lora_step: loss is {loss.item()}; lower the learning rate or use float32")
+    return loss
+
+
+def wan_lora_step(pipe, frames, prompts: Sequence[str], optimizer, generator: torch.Generator,
+                  p_drop_text: float = 0.0, max_sequence_length: int = MAX_TEXT_TOKENS,
+                  accelerator=None, max_grad_norm: float | None = 1.0) -> float:
+    """One training step of pipe.transformer's trainable weights (the LoRA adapter after
+    add_wan_lora) on `wan_loss`; returns the loss. The pipeline's stages train through
+    dreamgen.training instead (wan_stage.finetune_wan), which adds checkpoints and resuming.
+    """
+    tr = pipe.transformer
+    tr.train()
+    loss = wan_loss(pipe, frames, prompts, generator, p_drop_text, max_sequence_length)
     params = [p for p in tr.parameters() if p.requires_grad]
     if accelerator is not None:
         accelerator.backward(loss)
