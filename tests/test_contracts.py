@@ -51,7 +51,7 @@ def test_every_stage_has_one_notebook_and_one_section(root):
     assert set(load_params(root / "params.yaml")) == set(names)
 
 
-@pytest.mark.parametrize("profile", ["default", "smoke", "paper", "long"])
+@pytest.mark.parametrize("profile", ["default", "smoke", "paper", "long", "gpu"])
 def test_parameters_cell_matches_params_section(root, profile):
     params = load_params(root / "params.yaml")
     if profile != "default":

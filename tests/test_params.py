@@ -5,7 +5,7 @@ import sys
 import pytest
 import yaml
 
-from dreamgen.params import ParamError, apply_profile, load_params, set_args, validate
+from dreamgen.params import STAGES, ParamError, apply_profile, load_params, set_args, validate
 
 
 @pytest.fixture()
@@ -86,11 +86,11 @@ def test_profile_may_only_change_existing_keys(root):
         apply_profile(base, {"wrld": {"seed": 7}})
 
 
-@pytest.mark.parametrize("profile", ["smoke", "paper", "long"])
+@pytest.mark.parametrize("profile", ["smoke", "paper", "long", "gpu"])
 def test_every_profile_yields_valid_params(root, profile):
     override = yaml.safe_load((root / "profiles" / f"{profile}.yaml").read_text())
     merged = apply_profile(load_params(root / "params.yaml"), override)
-    for stage in ("world", "collect", "pretrain_world_model"):
+    for stage in STAGES:  # every section, and the keys that must agree with each other
         validate(stage, merged[stage])
 
 
