@@ -310,6 +310,10 @@ def test_stage_variant_loads_and_dreams_at_the_pipelines_size(base_dir, tmp_path
     assert base_info["kind"] == "base" and not np.array_equal(dream(base, images, PROMPTS, [3, 4], 3.0, 2), out)
     with pytest.raises(ValueError, match="eta"):
         dream(dreamer, images, PROMPTS, [3, 4], 3.0, 2, eta=0.5)
+    with pytest.raises(ValueError, match=r"initial frames: expected \(N, 16, 16, 3\) uint8"):
+        dream(dreamer, clips(2)[:, 0], PROMPTS, [3, 4], 3.0, 2)  # 32 px frames for a 16 px variant
+    with pytest.raises(ValueError, match="empty list; give one instruction per initial frame"):
+        dream(dreamer, images, [], [3, 4], 3.0, 2)
     # a mini-profile adapter is no WAN variant, and says so
     mini = tmp_path / "mini"
     mini.mkdir()

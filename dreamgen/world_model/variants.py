@@ -72,7 +72,7 @@ def variant_kind(folder) -> str:
                             f"{VARIANT} of a full fine-tune); run the finetune_world_model stage first")
 
 
-def load_variant(base_dir, variant_dir=None) -> tuple[DreamGenVideoPipeline, dict]:
+def load_variant(base_dir, variant_dir=None) -> tuple["DreamGenVideoPipeline | wan_stage.WanDreamer", dict]:
     """The base pipeline with a variant applied; returns (pipe, info with kind, base, variant).
 
     Raises FileNotFoundError for a missing base or variant, ValueError for a variant trained

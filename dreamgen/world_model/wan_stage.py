@@ -165,7 +165,13 @@ class WanDreamer:
 
     def dream(self, images: np.ndarray, prompts: list[str], seeds: list[int], guidance_scale: float,
               steps: int) -> np.ndarray:
-        up = resize_video(np.asarray(images), self.size)
+        images = np.asarray(images)
+        s = self.clip_spec.image_size
+        if images.ndim != 4 or images.shape[1:] != (s, s, 3) or images.dtype != np.uint8:
+            raise ValueError(f"initial frames: expected (N, {s}, {s}, 3) uint8, the size this variant's dreams are "
+                             f"measured and labelled at, got {images.shape} {images.dtype}; resize with "
+                             "dreamgen.frames.resize_frames")
+        up = resize_video(images, self.size)
         clips = wan.wan_generate(self.pipe, up, prompts, seeds, self.clip_spec.num_frames, self.size, self.size,
                                  steps, guidance_scale, accelerator=self.accelerator)
         return resize_video(clips, self.clip_spec.image_size)
