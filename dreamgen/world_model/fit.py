@@ -121,9 +121,14 @@ def fit(pipe, bank: ClipBank, cfg: TrainConfig, ckpt_dir, batch_size: int, p_dro
     return TrainResult(res.history, res.steps_done, first, seconds, speed), snaps
 
 
-def checkpoint_dir(root, pipe, extra: dict) -> Path:
-    """root/<hash of the model card + training settings>: each configuration resumes only itself."""
+def settings_dir(root, settings: dict) -> Path:
+    """root/<hash of `settings`>: a run's checkpoint folder, so each configuration resumes only itself."""
     import hashlib
 
-    blob = json.dumps(dict(model_card(pipe), extra=extra), sort_keys=True, default=str)
+    blob = json.dumps(settings, sort_keys=True, default=str)
     return Path(root) / hashlib.sha1(blob.encode()).hexdigest()[:12]
+
+
+def checkpoint_dir(root, pipe, extra: dict) -> Path:
+    """root/<hash of the model card + training settings>: each configuration resumes only itself."""
+    return settings_dir(root, dict(model_card(pipe), extra=extra))

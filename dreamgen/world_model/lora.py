@@ -48,19 +48,35 @@ def write_adapter(transformer, folder, card: dict, caller: str = "save_adapter",
     rank, alpha, targets, then the `card` keys (base fingerprint, meta, ...). The shared part of
     save_adapter and wan.save_wan_lora; `caller` and `adder` name them and the function that adds
     the adapter in the error for a transformer without one."""
-    from peft.utils import get_peft_model_state_dict
     from safetensors.torch import save_file
 
     if not getattr(transformer, "_hf_peft_config_loaded", False):
         raise ValueError(f"{caller}: the transformer has no LoRA adapter; add one first ({adder})")
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    state = {k: v.detach().contiguous().cpu() for k, v in get_peft_model_state_dict(transformer).items()}
-    save_file(state, folder / WEIGHTS)
+    save_file(adapter_state(transformer), folder / WEIGHTS)
     lcfg = transformer.peft_config["default"]
     fields = dict(rank=lcfg.r, alpha=lcfg.lora_alpha, targets=sorted(lcfg.target_modules), **card)
     (folder / CONFIG).write_text(json.dumps(fields, indent=1, default=str))
     return folder
+
+
+def adapter_state(transformer) -> dict:
+    """The LoRA weights of `transformer`'s adapter (peft names, no base weights), detached on the CPU."""
+    from peft.utils import get_peft_model_state_dict
+
+    return {k: v.detach().contiguous().cpu() for k, v in get_peft_model_state_dict(transformer).items()}
+
+
+def set_adapter_state(transformer, state: dict, where, name: str = "default") -> None:
+    """Load LoRA weights `state` (adapter_state's names) into `transformer`'s adapter `name`;
+    ValueError naming `where` if they do not fit it."""
+    from peft.utils import set_peft_model_state_dict
+
+    result = set_peft_model_state_dict(transformer, state, adapter_name=name)
+    unexpected = getattr(result, "unexpected_keys", None)
+    if unexpected:
+        raise ValueError(f"{where}: adapter weights do not fit this model: {unexpected[:3]}...")
 
 
 def read_adapter_config(folder, what: str = "LoRA adapter") -> dict:
@@ -76,15 +92,11 @@ def attach_adapter(transformer, folder, cfg: dict, name: str = "default") -> Non
     """Add the adapter `cfg` describes (rank, alpha, targets) to `transformer`, load its weights
     from `folder` and freeze everything; ValueError if the weights do not fit."""
     from peft import LoraConfig
-    from peft.utils import set_peft_model_state_dict
     from safetensors.torch import load_file
 
     transformer.add_adapter(LoraConfig(r=cfg["rank"], lora_alpha=cfg["alpha"], target_modules=cfg["targets"]),
                             adapter_name=name)
-    result = set_peft_model_state_dict(transformer, load_file(Path(folder) / WEIGHTS), adapter_name=name)
-    unexpected = getattr(result, "unexpected_keys", None)
-    if unexpected:
-        raise ValueError(f"{folder}: adapter weights do not fit this model: {unexpected[:3]}...")
+    set_adapter_state(transformer, load_file(Path(folder) / WEIGHTS), folder, name)
     transformer.requires_grad_(False)
 
 

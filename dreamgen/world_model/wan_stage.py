@@ -17,7 +17,6 @@ back down, so the dreamed datasets, the labeller and every quality measure stay 
 """
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -26,8 +25,10 @@ import numpy as np
 import torch
 
 from dreamgen.frames import resize_frames
+from dreamgen.training import train
 from dreamgen.world_model import lora, wan
 from dreamgen.world_model.clips import ClipBank, ClipSpec, sample_clips
+from dreamgen.world_model.fit import settings_dir
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
 
@@ -89,17 +90,10 @@ class WanLoraObjective(torch.nn.Module):
         return wan.wan_loss(self.pipe, batch["frames"], batch["prompts"], g, self.p_drop_text), {}
 
     def state_dict(self, *args, **kwargs):
-        from peft.utils import get_peft_model_state_dict
-
-        return {k: v.detach().cpu() for k, v in get_peft_model_state_dict(self.transformer).items()}
+        return lora.adapter_state(self.transformer)
 
     def load_state_dict(self, state, strict: bool = True, assign: bool = False):
-        from peft.utils import set_peft_model_state_dict
-
-        result = set_peft_model_state_dict(self.transformer, state, adapter_name="default")
-        if strict and getattr(result, "unexpected_keys", None):
-            raise ValueError(f"checkpoint does not fit this adapter: {result.unexpected_keys[:3]}...")
-        return result
+        lora.set_adapter_state(self.transformer, state, "WAN training checkpoint")
 
 
 def sample_batch(bank: ClipBank, rng: np.random.Generator, batch: int, size: int) -> dict:
@@ -122,8 +116,6 @@ def finetune_wan(settings: WanSettings, bank: ClipBank, train_cfg, ckpt_root, ba
     """
     from accelerate import Accelerator
 
-    from dreamgen.training import train
-
     check_num_frames(bank.spec.num_frames)
     acc = accelerator or Accelerator(cpu=not torch.cuda.is_available())
     pipe = wan.load_wan_i2v(settings.model, torch_dtype=DTYPES[settings.dtype])
@@ -138,7 +130,7 @@ def finetune_wan(settings: WanSettings, bank: ClipBank, train_cfg, ckpt_root, ba
     run = dict(base=base_print, settings=asdict(settings), spec=bank.spec.to_dict(), rank=rank, alpha=alpha,
                targets=sorted(targets), train=train_cfg.identity(), batch_size=batch_size, p_drop_text=p_drop_text,
                **(extra or {}))
-    ckpt = Path(ckpt_root) / hashlib.sha1(json.dumps(run, sort_keys=True, default=str).encode()).hexdigest()[:12]
+    ckpt = settings_dir(ckpt_root, run)
     objective = WanLoraObjective(pipe, p_drop_text)
     result = train(objective, lambda rng, step: sample_batch(bank, rng, batch_size, settings.size), train_cfg, ckpt,
                    desc=desc, accelerator=acc)
@@ -179,7 +171,7 @@ class WanDreamer:
 
 def is_wan_variant(folder) -> bool:
     """True when `folder` holds an adapter saved by save_wan_variant."""
-    path = Path(folder) / "adapter_config.json"
+    path = Path(folder) / lora.CONFIG
     return path.is_file() and json.loads(path.read_text()).get("kind") == wan.KIND
 
 
