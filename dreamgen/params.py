@@ -10,12 +10,15 @@ Command line:
 from __future__ import annotations
 
 import argparse
+import ast
 import dataclasses
+import difflib
+import functools
 import json
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, get_args, get_origin
+from typing import Any, Callable, get_args, get_origin
 
 import yaml
 
@@ -24,10 +27,67 @@ class ParamError(ValueError):
     """One or more parameters are wrong; the message names each `section.key` and the fix."""
 
 
-def key(help: str, *, lo: float | None = None, hi: float | None = None,
-        choices: tuple | None = None) -> Any:
-    """A schema field: its help text and the range or choices it must respect."""
+def key(help: str, *, lo: float | Callable[[], float] | None = None, hi: float | Callable[[], float] | None = None,
+        choices: tuple | Callable[[], tuple] | None = None) -> Any:
+    """A schema field: its help text and the range or choices it must respect.
+
+    For a list-valued key they apply to each item. A bound or choices known only to another module
+    (the world's behaviours, say) is given as a function without arguments, called when a value is checked.
+    """
     return field(metadata=dict(help=help, lo=lo, hi=hi, choices=choices))
+
+
+def _world_assignments(module: str) -> dict[str, ast.expr]:
+    """name -> value expression of each top-level assignment of dreamgen/world/<module>.py ({} if unreadable)."""
+    try:
+        tree = ast.parse((Path(__file__).parent / "world" / f"{module}.py").read_text())
+    except (OSError, SyntaxError, UnicodeDecodeError):
+        return {}
+    out = {}
+    for node in tree.body:
+        targets = (node.targets if isinstance(node, ast.Assign) else
+                   [node.target] if isinstance(node, ast.AnnAssign) and node.value is not None else [])
+        out.update({t.id: node.value for t in targets if isinstance(t, ast.Name)})
+    return out
+
+
+def _calls(expr: ast.expr | None, func: str) -> list[ast.Call]:
+    """The items of a literal list or tuple if every one is a call of `func`, else []."""
+    if isinstance(expr, (ast.List, ast.Tuple)) and all(
+            isinstance(c, ast.Call) and isinstance(c.func, ast.Name) and c.func.id == func for c in expr.elts):
+        return list(expr.elts)
+    return []
+
+
+@functools.cache
+def world_behaviours() -> tuple[str, ...]:
+    """dreamgen.world.BEHAVIOURS. Importing dreamgen.world pulls in numpy, pymunk and gymnasium (0.2 s and
+    more, which would more than double `python -m dreamgen.params check`), so the names are read from the
+    source of dreamgen/world/behaviours.py while it has its usual shape; the import is the fallback.
+    tests/test_params.py checks that both agree."""
+    found = _world_assignments("behaviours")
+    table = _calls(found.get("_B"), "Behaviour")
+    names = found.get("BEHAVIOURS")
+    if (table and names is not None and ast.unparse(names) == "[b.name for b in _B]"
+            and all(c.args and isinstance(c.args[0], ast.Constant) and isinstance(c.args[0].value, str)
+                    for c in table)):
+        return tuple(c.args[0].value for c in table)
+    from dreamgen.world import BEHAVIOURS
+    return tuple(BEHAVIOURS)
+
+
+@functools.cache
+def world_environment_count() -> int:
+    """len(dreamgen.world.ENVIRONMENTS), read from dreamgen/world/environments.py as world_behaviours is."""
+    table = _calls(_world_assignments("environments").get("ENVIRONMENTS"), "EnvironmentLook")
+    if table:
+        return len(table)
+    from dreamgen.world import ENVIRONMENTS
+    return len(ENVIRONMENTS)
+
+
+def _last_environment() -> int:
+    return world_environment_count() - 1
 
 
 @dataclass(frozen=True)
@@ -291,8 +351,9 @@ class EvaluateParams:
     arms: list[str] = key("arms to evaluate (train_policy.arms or a subset)")
     models_dir: str = key("train_policy.models_dir")
     spec_path: str = key("world spec: camera and episode settings")
-    behaviours: list[str] = key("behaviours evaluated (empty: all of the world's)")
-    environments: list[int] = key("environments evaluated (0 = the lab the demos come from)")
+    behaviours: list[str] = key("behaviours evaluated (empty: all of the world's)", choices=world_behaviours)
+    environments: list[int] = key("environments evaluated (0 = the lab the demos come from)",
+                                  lo=0, hi=_last_environment)
     episodes_per_cell: int = key("episodes per behaviour x environment for every policy", lo=1)
     execute: int = key("actions executed from each predicted chunk before re-planning", lo=1, hi=64)
     expert_noise: float = key("noise of the scripted-expert row (the teleoperator that made the data)",
@@ -392,6 +453,31 @@ def _kind_name(kind: Any) -> str:
     return getattr(kind, "__name__", str(kind))
 
 
+def _resolved(bound: Any) -> Any:
+    return bound() if callable(bound) else bound
+
+
+def _value_problems(where: str, value: Any, m: Any) -> list[str]:
+    """The choices and range of a key whose type is right; a list's apply to each item, named by position."""
+    lists = isinstance(value, list)
+    items = value if lists else [value]
+    choices = _resolved(m["choices"]) if m["choices"] is not None and items else None
+    lo = _resolved(m["lo"]) if m["lo"] is not None and items else None
+    hi = _resolved(m["hi"]) if m["hi"] is not None and items else None
+    problems = []
+    for i, v in enumerate(items):
+        what = f"{v!r} at index {i}" if lists else repr(v)
+        if choices is not None and v not in choices:
+            close = difflib.get_close_matches(str(v), [str(c) for c in choices], n=1)
+            problems.append(f"{where}: {what} is not one of {list(choices)}. Fix: "
+                            + (f"use {close[0]!r}, or " if close else "") + "pick one of them")
+        elif lo is not None and v < lo or hi is not None and v > hi:
+            span = f"[{'-inf' if lo is None else lo}, {'inf' if hi is None else hi}]"
+            problems.append(f"{where}: {what} is out of range. Fix: use "
+                            f"{'values' if lists else 'a value'} in {span} ({m['help']})")
+    return problems
+
+
 def validate(stage: str, values: dict[str, Any]) -> Any:
     """Check a stage's section against its schema and return it as the stage's dataclass.
 
@@ -399,6 +485,9 @@ def validate(stage: str, values: dict[str, Any]) -> Any:
     """
     if stage not in STAGES:
         raise ParamError(f"{stage}: no such stage; known stages: {', '.join(STAGES)}")
+    if not isinstance(values, dict):
+        raise ParamError(f"{stage}: the section is {_kind_of(values)}, not a mapping of keys. Fix: give "
+                         f"its `key: value` lines, indented under `{stage}:`")
     schema = {f.name: f for f in dataclasses.fields(STAGES[stage])}
     hints = {f.name: (eval(f.type) if isinstance(f.type, str) else f.type) for f in schema.values()}
     problems = []
@@ -415,15 +504,7 @@ def validate(stage: str, values: dict[str, Any]) -> Any:
             problems.append(f"{stage}.{name}: expected {_kind_name(kind)}, got {type(value).__name__} "
                             f"{value!r}. Fix: give a {_kind_name(kind)} ({m['help']})")
             continue
-        if m["choices"] is not None and value not in m["choices"]:
-            problems.append(f"{stage}.{name}: {value!r} is not one of {list(m['choices'])}. "
-                            f"Fix: pick one of them")
-        items = value if isinstance(value, list) else [value]  # a list's range applies to each item
-        if any(m["lo"] is not None and v < m["lo"] or m["hi"] is not None and v > m["hi"] for v in items):
-            lo = "-inf" if m["lo"] is None else m["lo"]
-            hi = "inf" if m["hi"] is None else m["hi"]
-            problems.append(f"{stage}.{name}: {value!r} is out of range. Fix: use a value in "
-                            f"[{lo}, {hi}] ({m['help']})")
+        problems += _value_problems(f"{stage}.{name}", value, m)
     if not problems:  # keys that must agree with each other, once each one is right alone
         checked = STAGES[stage](**values)
         problems = [f"{stage}.{p}" for p in getattr(checked, "cross_problems", list)()]
@@ -438,12 +519,77 @@ def from_namespace(stage: str, namespace: dict[str, Any]) -> Any:
     return validate(stage, {n: namespace[n] for n in names if n in namespace})
 
 
+def _read_yaml(path: str | Path) -> Any:
+    """The parsed content of a YAML file; a missing file or a syntax error is a ParamError that says where."""
+    path = Path(path)
+    try:
+        data = path.read_bytes()  # bytes: yaml detects the encoding and reports a bad byte's position
+    except FileNotFoundError:
+        raise ParamError(f"{path}: no such file. Fix: check the path (run from the repository root, "
+                         f"or give --params PATH)") from None
+    except OSError as err:
+        raise ParamError(f"{path}: cannot be read ({err.strerror}). Fix: give the path of a readable "
+                         f"YAML file") from None
+    try:
+        return yaml.safe_load(data)
+    except yaml.MarkedYAMLError as err:
+        mark = err.problem_mark or err.context_mark
+        if mark is None:
+            raise ParamError(f"{path}: invalid YAML: {' '.join(str(err).split())}. Fix: fix the YAML "
+                             f"syntax of {path}") from None
+        line, column = mark.line + 1, mark.column + 1
+        what = err.problem or err.context or "syntax error"
+        if err.context and err.problem and err.context_mark is not None:
+            what += f" ({err.context}, which starts at line {err.context_mark.line + 1})"
+        lines = data.decode("utf-8", "replace").splitlines()
+        shown = f"; line {line} reads {lines[line - 1]!r}" if 0 < line <= len(lines) else ""
+        raise ParamError(f"{path}:{line}:{column}: invalid YAML: {what}{shown}. Fix: fix the YAML syntax at "
+                         f"line {line}, column {column} of {path}") from None
+    except yaml.reader.ReaderError as err:  # bytes that are not UTF-8 text, or a control character
+        # the position counts characters of the decoded text, or bytes when decoding failed
+        before = (data.decode("utf-8", "replace") if err.encoding == "unicode" else data)[:err.position]
+        line = before.count("\n" if isinstance(before, str) else b"\n") + 1
+        column = len(before) - max(before.rfind("\n" if isinstance(before, str) else b"\n"), -1)
+        raise ParamError(f"{path}:{line}:{column}: invalid YAML: character {err.character:#x} is not allowed "
+                         f"({err.reason}). Fix: fix the YAML syntax at line {line}, column {column} of {path}: "
+                         f"save it as UTF-8 text without control characters") from None
+    except yaml.YAMLError as err:
+        flat = " ".join(str(err).split())
+        raise ParamError(f"{path}: invalid YAML: {flat}. Fix: fix the YAML syntax of {path}") from None
+
+
+def _kind_of(value: Any) -> str:
+    if value is None:
+        return "empty"
+    kind = type(value).__name__
+    return f"{'an' if kind[0] in 'aeiou' else 'a'} {kind} ({value!r:.60})"
+
+
 def load_params(path: str | Path = "params.yaml") -> dict[str, dict[str, Any]]:
-    with open(path) as fh:
-        params = yaml.safe_load(fh) or {}
+    """params.yaml as {stage: {key: value}}; raises ParamError naming the file and the fix if it cannot be."""
+    params = _read_yaml(path)
     if not isinstance(params, dict):
-        raise ParamError(f"{path}: expected a mapping of stage sections")
+        raise ParamError(f"{path}: the top level is {_kind_of(params)}, not a mapping of stage sections. "
+                         f"Fix: write one `stage:` section per stage at the top level, e.g. `world:` "
+                         f"followed by its indented `key: value` lines")
+    problems = [f"{path}: section {stage!r} is {_kind_of(values)}, not a mapping of keys. Fix: indent its "
+                f"`key: value` lines under `{stage}:`" for stage, values in params.items()
+                if not isinstance(values, dict)]
+    if problems:
+        raise ParamError("\n".join(problems))
     return params
+
+
+def load_profile(path: str | Path) -> dict[str, dict[str, Any]]:
+    """A profile file as {section: {key: value}} ({} if it is empty); raises ParamError like load_params."""
+    override = _read_yaml(path)
+    if override is None:
+        return {}
+    if not isinstance(override, dict):
+        raise ParamError(f"{path}: the top level is {_kind_of(override)}, not a mapping of sections. "
+                         f"Fix: write `section:` lines at the top level, each followed by the indented "
+                         f"`key: value` lines it overrides")
+    return override
 
 
 def stage_section(params: dict, stage: str, path: str | Path = "params.yaml") -> dict[str, Any]:
@@ -455,6 +601,14 @@ def stage_section(params: dict, stage: str, path: str | Path = "params.yaml") ->
 
 def apply_profile(base: dict, override: dict, where: str = "profile") -> dict:
     """A copy of `base` with `override`'s values; an override key that `base` lacks is an error."""
+    if not isinstance(override or {}, dict):
+        raise ParamError(f"{where}: the top level is {_kind_of(override)}, not a mapping of sections. "
+                         f"Fix: a profile maps sections to the keys it overrides")
+    shapeless = [f"{where}: section {section!r} is {_kind_of(values)}, not a mapping of keys. Fix: indent "
+                 f"its `key: value` lines under `{section}:`"
+                 for section, values in (override or {}).items() if not isinstance(values, dict)]
+    if shapeless:
+        raise ParamError("\n".join(shapeless))
     merged = {s: dict(v) for s, v in base.items()}
     problems = []
     for section, values in (override or {}).items():
@@ -495,8 +649,10 @@ def _main(argv: list[str] | None = None) -> int:
                 ap.error("profile needs a name, e.g. smoke or paper")
             prof = Path(args.params).parent / "profiles" / f"{args.name}.yaml"
             if not prof.is_file():
-                raise ParamError(f"no profile file {prof}")
-            override = yaml.safe_load(prof.read_text()) or {}
+                known = sorted(p.stem for p in prof.parent.glob("*.yaml"))
+                raise ParamError(f"no profile file {prof}. Fix: pick one of {', '.join(known) or '(none)'}, "
+                                 f"or add {prof}")
+            override = load_profile(prof)
             params = apply_profile(params, override, str(prof))
             if args.set_args:
                 print(" ".join(set_args(override)))

@@ -46,8 +46,53 @@ def test_missing_key_and_every_problem_reported(world):
 def test_a_list_range_applies_to_each_item(root):
     section = dict(load_params(root / "params.yaml")["finetune_world_model"])
     assert validate("finetune_world_model", section | {"sampler_etas": [0, 1.0]}).sampler_etas == [0, 1.0]
-    msg = str(pytest.raises(ParamError, validate, "finetune_world_model", section | {"sampler_etas": [0.0, 1.5]}).value)
-    assert "finetune_world_model.sampler_etas: [0.0, 1.5] is out of range" in msg and "[0.0, 1.0]" in msg
+    msg = str(pytest.raises(ParamError, validate, "finetune_world_model",
+                            section | {"sampler_etas": [0.0, 1.5, 0.5, -0.1]}).value)
+    assert "finetune_world_model.sampler_etas: 1.5 at index 1 is out of range. Fix: use values in [0.0, 1.0]" in msg
+    assert "finetune_world_model.sampler_etas: -0.1 at index 3 is out of range" in msg
+    assert "0.5 at index 2" not in msg and msg.count("sampler_etas:") == 2  # one problem per bad item
+
+
+@pytest.fixture()
+def evaluate(root):
+    return dict(load_params(root / "params.yaml")["evaluate"])
+
+
+def test_environment_indices_are_checked_against_the_world(evaluate):
+    from dreamgen.world import ENVIRONMENTS
+    last = len(ENVIRONMENTS) - 1
+    assert validate("evaluate", evaluate | {"environments": [0, last]}).environments == [0, last]
+    msg = str(pytest.raises(ParamError, validate, "evaluate", evaluate | {"environments": [0, 99, -1]}).value)
+    assert f"evaluate.environments: 99 at index 1 is out of range. Fix: use values in [0, {last}]" in msg
+    assert "evaluate.environments: -1 at index 2 is out of range" in msg
+    msg = str(pytest.raises(ParamError, validate, "evaluate", evaluate | {"environments": [last + 1]}).value)
+    assert f"{last + 1} at index 0 is out of range" in msg
+
+
+def test_behaviour_names_are_checked_against_the_world(evaluate):
+    from dreamgen.world import BEHAVIOURS
+    assert validate("evaluate", evaluate | {"behaviours": list(BEHAVIOURS)}).behaviours == list(BEHAVIOURS)
+    assert validate("evaluate", evaluate | {"behaviours": []}).behaviours == []  # empty: all of them
+    msg = str(pytest.raises(ParamError, validate, "evaluate",
+                            evaluate | {"behaviours": ["push", "pick-place", "juggle"]}).value)
+    assert "evaluate.behaviours: 'pick-place' at index 1 is not one of" in msg
+    assert "Fix: use 'pick_place', or pick one of them" in msg  # the closest name is suggested
+    assert "evaluate.behaviours: 'juggle' at index 2 is not one of" in msg and "'push' at index" not in msg
+
+
+def test_the_world_names_read_from_source_are_the_imported_ones():
+    """params reads them from dreamgen/world's source to keep `check` fast; they must be the real ones."""
+    from dreamgen.params import world_behaviours, world_environment_count
+    from dreamgen.world import BEHAVIOURS, ENVIRONMENTS
+    assert world_behaviours() == tuple(BEHAVIOURS)
+    assert world_environment_count() == len(ENVIRONMENTS)
+
+
+def test_check_does_not_import_the_world(root):
+    code = ("import sys; from dreamgen.params import _main; rc = _main(['check', '--params', sys.argv[1]]); "
+            "assert rc == 0, rc; assert 'dreamgen.world' not in sys.modules and 'numpy' not in sys.modules")
+    out = subprocess.run([sys.executable, "-c", code, str(root / "params.yaml")], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
 
 
 def test_keys_that_must_agree_are_checked_together(root):
