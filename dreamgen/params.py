@@ -10,7 +10,6 @@ Command line:
 from __future__ import annotations
 
 import argparse
-import ast
 import dataclasses
 import difflib
 import functools
@@ -37,52 +36,19 @@ def key(help: str, *, lo: float | Callable[[], float] | None = None, hi: float |
     return field(metadata=dict(help=help, lo=lo, hi=hi, choices=choices))
 
 
-def _world_assignments(module: str) -> dict[str, ast.expr]:
-    """name -> value expression of each top-level assignment of dreamgen/world/<module>.py ({} if unreadable)."""
-    try:
-        tree = ast.parse((Path(__file__).parent / "world" / f"{module}.py").read_text())
-    except (OSError, SyntaxError, UnicodeDecodeError):
-        return {}
-    out = {}
-    for node in tree.body:
-        targets = (node.targets if isinstance(node, ast.Assign) else
-                   [node.target] if isinstance(node, ast.AnnAssign) and node.value is not None else [])
-        out.update({t.id: node.value for t in targets if isinstance(t, ast.Name)})
-    return out
-
-
-def _calls(expr: ast.expr | None, func: str) -> list[ast.Call]:
-    """The items of a literal list or tuple if every one is a call of `func`, else []."""
-    if isinstance(expr, (ast.List, ast.Tuple)) and all(
-            isinstance(c, ast.Call) and isinstance(c.func, ast.Name) and c.func.id == func for c in expr.elts):
-        return list(expr.elts)
-    return []
-
-
 @functools.cache
 def world_behaviours() -> tuple[str, ...]:
-    """dreamgen.world.BEHAVIOURS. Importing dreamgen.world pulls in numpy, pymunk and gymnasium (0.2 s and
-    more, which would more than double `python -m dreamgen.params check`), so the names are read from the
-    source of dreamgen/world/behaviours.py while it has its usual shape; the import is the fallback.
-    tests/test_params.py checks that both agree."""
-    found = _world_assignments("behaviours")
-    table = _calls(found.get("_B"), "Behaviour")
-    names = found.get("BEHAVIOURS")
-    if (table and names is not None and ast.unparse(names) == "[b.name for b in _B]"
-            and all(c.args and isinstance(c.args[0], ast.Constant) and isinstance(c.args[0].value, str)
-                    for c in table)):
-        return tuple(c.args[0].value for c in table)
+    """dreamgen.world.BEHAVIOURS, imported only when a value that names behaviours is checked."""
     from dreamgen.world import BEHAVIOURS
+
     return tuple(BEHAVIOURS)
 
 
 @functools.cache
 def world_environment_count() -> int:
-    """len(dreamgen.world.ENVIRONMENTS), read from dreamgen/world/environments.py as world_behaviours is."""
-    table = _calls(_world_assignments("environments").get("ENVIRONMENTS"), "EnvironmentLook")
-    if table:
-        return len(table)
+    """len(dreamgen.world.ENVIRONMENTS), imported only when an environment index is checked."""
     from dreamgen.world import ENVIRONMENTS
+
     return len(ENVIRONMENTS)
 
 
