@@ -34,6 +34,7 @@ bench: setup
 	$(PY) benchmarks/bench_foundation.py
 	$(PY) benchmarks/bench_world_model.py
 	$(PY) benchmarks/bench_policy.py
+	$(PY) benchmarks/pipeline_clock.py
 
 clean-venv:
 	rm -rf $(VENV)
