@@ -22,7 +22,6 @@ from typing import Any, Callable
 import numpy as np
 import pytest
 import torch
-import yaml
 
 from dreamgen import data
 from dreamgen.actions.label import LabelError
@@ -32,7 +31,7 @@ from dreamgen.params import ParamError, apply_profile, load_params, load_profile
 from dreamgen.policy.config import PolicyError
 
 from test_policy import ACT, STATE, neural_dataset, real_dataset, tiny_cfg
-from test_world_model import SPEC, new_pipe, text  # noqa: F401  (the tiny text encoder fixture)
+from test_world_model import new_pipe, text  # noqa: F401  (the tiny text encoder fixture)
 
 torch.set_num_threads(1)
 ROOT = Path(__file__).resolve().parents[1]

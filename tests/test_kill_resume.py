@@ -38,6 +38,8 @@ import numpy as np
 import pytest
 import torch
 
+from test_bench import _FakeText  # a fixed random vector per instruction, standing in for MiniLM
+
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 STATE_FILE = "train_state.pt"  # dreamgen.training.STATE_FILE (not imported: the parent stays light)
@@ -274,18 +276,6 @@ def case_estimator(folder: Path, gate: Gate) -> dict:
     sample = gate.factory(judges.estimator_sampler)(frames, states, masks, 8)
     res = judges.fit(est, sample, _cfg(), folder / "ckpt", "state estimator")
     return _result(est, res)
-
-
-class _FakeText:
-    """A fixed random vector per instruction (as tests/test_bench.py), standing in for MiniLM."""
-
-    def __init__(self, dim=16):
-        self.dim, self.cache = dim, {}
-
-    def __call__(self, texts):
-        for t in texts:
-            self.cache.setdefault(t, np.random.default_rng(len(self.cache)).standard_normal(self.dim).astype(np.float32))
-        return np.stack([self.cache[t] for t in texts])
 
 
 def case_classifier(folder: Path, gate: Gate) -> dict:
