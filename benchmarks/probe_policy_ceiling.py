@@ -80,7 +80,30 @@ class RolePooledMLP(nn.Module):
         return self.mlp(torch.cat([*pooled, glob], 1))
 
 
-def demonstrations(env, behaviours, n: int, noise: float, chunk: int, history: bool):
+def observe(env, obs, estimator):
+    """(state (D,), mask (D,)): the simulator's, or the estimator's reading of the rendered frame
+    (every entry then counts as defined; presences are its probabilities)."""
+    if estimator is None:
+        return ST.world_state(env)
+    x = torch.from_numpy(obs["image"][None]).permute(0, 3, 1, 2).float() / 255
+    with torch.no_grad():
+        _, out = estimator(x)
+    s = torch.where(torch.as_tensor(ST.BINARY), torch.sigmoid(out), out)[0].numpy()
+    return s, np.ones_like(s)
+
+
+def load_estimator(path: str):
+    """The keypoint state estimator of probe_policy_backbone.py (its `encoder --arch kp` weights)."""
+    import sys
+    sys.path.insert(0, str(Path(__file__).parent))
+    from probe_policy_backbone import KeypointEncoder
+
+    est = KeypointEncoder(ST.DIM, 24)
+    est.load_state_dict(torch.load(path, map_location="cpu"))
+    return est.eval()
+
+
+def demonstrations(env, behaviours, n: int, noise: float, chunk: int, history: bool, estimator=None):
     """n successful teleoperated demos per behaviour -> (slots, global, chunks) windows."""
     from dreamgen.world import BEHAVIOURS
 
@@ -94,7 +117,7 @@ def demonstrations(env, behaviours, n: int, noise: float, chunk: int, history: b
             rng = np.random.default_rng([seed, 7919])   # the datasets' teleop-noise stream
             rows, acts, ok, prev = [], [], False, obs["state"]
             for _ in range(env.max_steps):
-                s, m = ST.world_state(env)
+                s, m = observe(env, obs, estimator)
                 rows.append(features(s, m, obs["state"], info["instruction"], BEHAVIOURS.index(b),
                                      prev if history else None))
                 prev = obs["state"]
@@ -117,9 +140,10 @@ def run(a) -> None:
 
     torch.set_num_threads(a.threads)
     behaviours = list(BEHAVIOURS) if a.behaviours == ["all"] else a.behaviours
-    env = TabletopEnv(image_size=64, supersample=3, max_steps=80, render_obs=False)
+    estimator = load_estimator(a.estimator) if a.estimator else None
+    env = TabletopEnv(image_size=64, supersample=3, max_steps=80, render_obs=estimator is not None)
     t0 = time.time()
-    slots, glob, chunks = demonstrations(env, behaviours, a.demos, a.noise, a.chunk, a.history)
+    slots, glob, chunks = demonstrations(env, behaviours, a.demos, a.noise, a.chunk, a.history, estimator)
     t_demo = time.time() - t0
     torch.manual_seed(a.seed)
     net = RolePooledMLP(slots.shape[-1], glob.shape[-1], chunks.shape[1], a.width)
@@ -146,7 +170,7 @@ def run(a) -> None:
         done = ok = False
         prev, past = obs["state"], []
         while not done:
-            s, m = ST.world_state(env)
+            s, m = observe(env, obs, estimator)
             sl, gl = features(s, m, obs["state"], info["instruction"], BEHAVIOURS.index(job.behaviour),
                               prev if a.history else None)
             with torch.no_grad():
@@ -177,7 +201,8 @@ def run(a) -> None:
 def _plain(r: dict) -> bool:
     """A run with the default levers (no history, no ensembling, seed 0) over all behaviours."""
     g = r["args"]
-    return g["behaviours"] == ["all"] and not g.get("history") and not g.get("ensemble") and g["seed"] == 0
+    return (g["behaviours"] == ["all"] and not g.get("history") and not g.get("ensemble") and g["seed"] == 0
+            and not g.get("estimator"))
 
 
 def show(a) -> None:
@@ -234,6 +259,7 @@ def main() -> None:
     p.add_argument("--input-noise", type=float, default=0.05)
     p.add_argument("--ensemble", type=float, default=0.0,
                    help="> 0: temporal ensembling with weights exp(-m * age), one action per query")
+    p.add_argument("--estimator", default="", help="keypoint estimator weights: read the state from pixels")
     p.add_argument("--history", action="store_true", help="also the last step's proprioceptive motion")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--episodes", type=int, default=10, help="per behaviour")
