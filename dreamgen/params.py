@@ -531,6 +531,14 @@ def _kind_of(value: Any) -> str:
     return f"{'an' if kind[0] in 'aeiou' else 'a'} {kind} ({value!r:.60})"
 
 
+def _check_sections(sections: dict, where: str | Path) -> None:
+    """Every section of a params or profile mapping must itself be a mapping of keys."""
+    problems = [f"{where}: section {name!r} is {_kind_of(values)}, not a mapping of keys. Fix: indent its "
+                f"`key: value` lines under `{name}:`" for name, values in sections.items() if not isinstance(values, dict)]
+    if problems:
+        raise ParamError("\n".join(problems))
+
+
 def load_params(path: str | Path = "params.yaml") -> dict[str, dict[str, Any]]:
     """params.yaml as {stage: {key: value}}; raises ParamError naming the file and the fix if it cannot be."""
     params = _read_yaml(path)
@@ -538,11 +546,7 @@ def load_params(path: str | Path = "params.yaml") -> dict[str, dict[str, Any]]:
         raise ParamError(f"{path}: the top level is {_kind_of(params)}, not a mapping of stage sections. "
                          f"Fix: write one `stage:` section per stage at the top level, e.g. `world:` "
                          f"followed by its indented `key: value` lines")
-    problems = [f"{path}: section {stage!r} is {_kind_of(values)}, not a mapping of keys. Fix: indent its "
-                f"`key: value` lines under `{stage}:`" for stage, values in params.items()
-                if not isinstance(values, dict)]
-    if problems:
-        raise ParamError("\n".join(problems))
+    _check_sections(params, path)
     return params
 
 
@@ -570,11 +574,7 @@ def apply_profile(base: dict, override: dict, where: str = "profile") -> dict:
     if not isinstance(override or {}, dict):
         raise ParamError(f"{where}: the top level is {_kind_of(override)}, not a mapping of sections. "
                          f"Fix: a profile maps sections to the keys it overrides")
-    shapeless = [f"{where}: section {section!r} is {_kind_of(values)}, not a mapping of keys. Fix: indent "
-                 f"its `key: value` lines under `{section}:`"
-                 for section, values in (override or {}).items() if not isinstance(values, dict)]
-    if shapeless:
-        raise ParamError("\n".join(shapeless))
+    _check_sections(override or {}, where)
     merged = {s: dict(v) for s, v in base.items()}
     problems = []
     for section, values in (override or {}).items():
