@@ -534,7 +534,8 @@ def _kind_of(value: Any) -> str:
 def _check_sections(sections: dict, where: str | Path) -> None:
     """Every section of a params or profile mapping must itself be a mapping of keys."""
     problems = [f"{where}: section {name!r} is {_kind_of(values)}, not a mapping of keys. Fix: indent its "
-                f"`key: value` lines under `{name}:`" for name, values in sections.items() if not isinstance(values, dict)]
+                f"`key: value` lines under `{name}:`"
+                for name, values in sections.items() if not isinstance(values, dict)]
     if problems:
         raise ParamError("\n".join(problems))
 

@@ -39,6 +39,7 @@ import pytest
 import torch
 
 from test_bench import _FakeText  # a fixed random vector per instruction, standing in for MiniLM
+from test_world_model import SPEC, TINY, square_episode, tiny_text_encoder
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -102,37 +103,12 @@ def _result(model, res, **extra) -> dict:
 
 
 # ---------------------------------------------------------------- world model (the mini denoiser)
-SIZE_WM = 16
-
-
-def _wm_text():
-    """As tests/test_world_model.py: the bundled MiniLM tokenizer with a tiny random BERT (offline)."""
-    from transformers import AutoTokenizer, BertConfig, BertModel
-
-    from dreamgen.world_model.text import text_model_dir
-
-    torch.manual_seed(0)
-    tok = AutoTokenizer.from_pretrained(text_model_dir(), local_files_only=True)
-    enc = BertModel(BertConfig(vocab_size=tok.vocab_size, hidden_size=32, num_hidden_layers=1,
-                               num_attention_heads=2, intermediate_size=32)).eval()
-    return tok, enc
-
-
-def _square(direction: str, length: int = 9) -> np.ndarray:
-    frames = np.full((length, SIZE_WM, SIZE_WM, 3), 90, np.uint8)
-    for t in range(length):
-        r, c = (4, 2 + t) if direction == "right" else (2 + t, 4)
-        frames[t, r:r + 3, c:c + 3] = 255
-    return frames
-
-
 def _wm_parts():
-    from dreamgen.world_model import ClipBank, ClipSpec, DenoiserConfig
+    """The tiny clip spec, denoiser and bank of two moving squares of tests/test_world_model.py."""
+    from dreamgen.world_model import ClipBank
 
-    spec = ClipSpec(num_frames=4, frame_stride=2, image_size=SIZE_WM)
-    eps = [_square(d) for d in ("right", "down")] * 2
-    bank = ClipBank(spec, eps, ["move right", "move down"] * 2, [{} for _ in eps])
-    return spec, DenoiserConfig(patch=4, width=16, heads=2, layers=1, text_dim=32, freq_dim=16), bank
+    eps = [square_episode(d) for d in ("right", "down")] * 2
+    return SPEC, TINY, ClipBank(SPEC, eps, ["move right", "move down"] * 2, [{} for _ in eps])
 
 
 def case_wm_pretrain(folder: Path, gate: Gate) -> dict:
@@ -142,7 +118,7 @@ def case_wm_pretrain(folder: Path, gate: Gate) -> dict:
     gate.wrap(importlib.import_module("dreamgen.world_model.fit"), "make_sampler")
     spec, tiny, bank = _wm_parts()
     torch.manual_seed(0)
-    pipe = build_pipeline(tiny, spec, text=_wm_text())
+    pipe = build_pipeline(tiny, spec, text=tiny_text_encoder())
     image = bank.clip(0)[0]
 
     def snapshot(step):
@@ -162,7 +138,7 @@ def case_wm_finetune(folder: Path, gate: Gate) -> dict:
     base = folder / "base"
     if not (base / "model_index.json").is_file():  # the killed run saved it; the re-run reuses it
         torch.manual_seed(0)
-        build_pipeline(tiny, spec, text=_wm_text()).save_pretrained(base)
+        build_pipeline(tiny, spec, text=tiny_text_encoder()).save_pretrained(base)
     pipe, res, _, _ = variants.finetune(base, "lora", bank, _cfg(lr=1e-2), folder / "ckpt", batch_size=2,
                                         p_drop_text=0.1, rank=2)
     return _result(pipe.transformer, res)

@@ -17,8 +17,7 @@ SPEC = ClipSpec(num_frames=4, frame_stride=2, image_size=16)
 TINY = DenoiserConfig(patch=4, width=16, heads=2, layers=1, text_dim=32, freq_dim=16)
 
 
-@pytest.fixture(scope="module")
-def text():
+def tiny_text_encoder():
     """The real all-MiniLM tokenizer with a tiny random BERT (the real one is slow to run in tests)."""
     from transformers import AutoTokenizer, BertConfig, BertModel
 
@@ -27,6 +26,11 @@ def text():
     enc = BertModel(BertConfig(vocab_size=tok.vocab_size, hidden_size=32, num_hidden_layers=1,
                                num_attention_heads=2, intermediate_size=32)).eval()
     return tok, enc
+
+
+@pytest.fixture(scope="module")
+def text():
+    return tiny_text_encoder()
 
 
 def square_episode(direction: str, length: int = 9, size: int = 16) -> np.ndarray:
