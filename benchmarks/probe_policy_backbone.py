@@ -63,21 +63,25 @@ def phase_states(a):
 
 
 class StateEncoder(nn.Module):
-    """(B, 3, 64, 64) in [0, 1] -> hidden (B, H) and state prediction (B, D): a plain CNN (measured with --width 32)."""
+    """(B, 3, 64, 64) in [0, 1] -> hidden (B, H) and state prediction (B, D): a plain CNN, with the pixel
+    coordinates as 2 extra input channels."""
 
-    def __init__(self, dim, width=32, hidden=256):
+    def __init__(self, dim, width=24, hidden=256):
         super().__init__()
         w = width
 
-        def blk(i, o, s):
-            return nn.Sequential(nn.Conv2d(i, o, 3, s, 1), nn.GroupNorm(8, o), nn.GELU())
-        self.conv = nn.Sequential(blk(3, w, 1), blk(w, w, 2), blk(w, 2 * w, 1), blk(2 * w, 2 * w, 2),
-                                  blk(2 * w, 4 * w, 1), blk(4 * w, 4 * w, 2), blk(4 * w, 4 * w, 2))  # 64 -> 4
+        def blk(i, o, s, k=3):
+            return nn.Sequential(nn.Conv2d(i, o, k, s, k // 2), nn.GroupNorm(8, o), nn.GELU())
+        self.conv = nn.Sequential(blk(5, w, 2, 5), blk(w, 2 * w, 2), blk(2 * w, 2 * w, 1), blk(2 * w, 4 * w, 2),
+                                  blk(4 * w, 4 * w, 1), blk(4 * w, 4 * w, 2))  # 64 -> 4
         self.fc = nn.Sequential(nn.Flatten(), nn.Linear(4 * w * 16, hidden), nn.GELU())
         self.head = nn.Linear(hidden, dim)
 
     def forward(self, x):
-        h = self.fc(self.conv(x * 2 - 1))
+        b, _, s, _ = x.shape
+        g = torch.linspace(-1, 1, s)
+        coords = torch.stack(torch.meshgrid(g, g, indexing="ij"))[None].expand(b, -1, -1, -1)
+        h = self.fc(self.conv(torch.cat([x * 2 - 1, coords], 1)))
         return h, self.head(h)
 
 
@@ -131,7 +135,7 @@ class KeypointEncoder(nn.Module):
 
 
 def make_encoder(a, dim):
-    width = a.width or (24 if a.arch == "kp" else 32)  # the widths measured
+    width = a.width or 24  # the width measured
     return KeypointEncoder(dim, width) if a.arch == "kp" else StateEncoder(dim, width)
 
 
@@ -254,19 +258,45 @@ class Head(nn.Module):
         return x.clamp(-1, 1)
 
 
+class _Actor:
+    """An actor for dreamgen.evaluate.run_episode: start(instruction) -> context once per episode,
+    act(env, obs, context, generator) -> action chunk (chunk, 4) per query."""
+
+    def __init__(self, start, act):
+        self._start, self._act = start, act
+
+    def start(self, env, instruction: str, seed: int) -> None:
+        self.context, self.gen = self._start(instruction), torch.Generator().manual_seed(int(seed))
+
+    def chunk(self, env, obs: dict) -> np.ndarray:
+        return self._act(env, obs, self.context, self.gen)
+
+
+def closed_loop(env, jobs, start, act, execute: int) -> tuple[float, dict]:
+    """Play the evaluation jobs as the evaluate stage does: (success rate, {behaviour: rate})."""
+    from dreamgen.evaluate import run_episode
+
+    actor, per = _Actor(start, act), {}
+    for job in jobs:
+        per.setdefault(job.behaviour, []).append(run_episode(env, actor, job, execute)["success"])
+    return float(np.mean([x for v in per.values() for x in v])), {b: float(np.mean(v)) for b, v in per.items()}
+
+
 def phase_policy(a):
     from dreamgen import data
     from dreamgen.bench import state as ST
     from dreamgen.collect import WorldConfig
     from dreamgen.evaluate import eval_jobs
     from dreamgen.policy import windows as W
+    from dreamgen.bench.state import world_state
     from dreamgen.world import BEHAVIOURS, TabletopEnv
 
     torch.set_num_threads(a.threads)
     z = np.load(Path(a.work) / "states.npz")
     frames, states, masks, epi = (z[f"robot_cotrain.{k}"] for k in ("frames", "states", "masks", "episode"))
     enc = make_encoder(a, ST.DIM)
-    enc.load_state_dict(torch.load(Path(a.work) / f"encoder_{a.arch}.pt"))
+    if a.feat != "true":  # the true state needs no estimator
+        enc.load_state_dict(torch.load(Path(a.work) / f"encoder_{a.arch}.pt"))
     enc.eval()
     binary = torch.from_numpy(ST.BINARY)
 
@@ -319,32 +349,19 @@ def phase_policy(a):
                     print(f"r{r} s{seed} step {step} loss {loss.item():.4f} {(step + 1) / (time.time() - t0):.0f} it/s", flush=True)
             train_s = time.time() - t0
             head.eval()
-            # closed loop
             env = TabletopEnv(image_size=world.image_size, supersample=world.supersample, max_steps=world.max_steps)
             jobs = eval_jobs(BEHAVIOURS, [0], a.episodes, 900000)
             t1 = time.time()
-            succ = {}
-            from dreamgen.bench.state import world_state
-            for job in jobs:
-                obs, info = env.reset(seed=job.seed, options=dict(embodiment="robot", behaviour=job.behaviour, environment=0))
-                te = torch.from_numpy(W.embed_texts([info["instruction"]]))
-                gen = torch.Generator().manual_seed(job.seed)
-                done, ok = False, False
-                while not done:
-                    if a.feat == "true":
-                        s_, m_ = world_state(env)
-                        f = np.concatenate([s_ * m_, m_])[None]
-                    else:
-                        f = featurize(obs["image"][None])
-                    ch = head.predict(torch.from_numpy(f).float(), te, torch.from_numpy(obs["state"][None]), gen=gen)[0].numpy()
-                    for act in ch[:a.execute]:
-                        obs, _, ok, trunc, info = env.step(act)
-                        done = ok or trunc
-                        if done:
-                            break
-                succ.setdefault(job.behaviour, []).append(bool(ok))
-            rate = float(np.mean([v for vs in succ.values() for v in vs]))
-            per = {b: float(np.mean(v)) for b, v in succ.items()}
+
+            def act(env, obs, text, gen):
+                if a.feat == "true":
+                    s_, m_ = world_state(env)
+                    f = np.concatenate([s_ * m_, m_])[None]
+                else:
+                    f = featurize(obs["image"][None])
+                return head.predict(torch.from_numpy(f).float(), text, torch.from_numpy(obs["state"][None]), gen=gen)[0].numpy()
+
+            rate, per = closed_loop(env, jobs, lambda ins: torch.from_numpy(W.embed_texts([ins])), act, a.execute)
             print(f"== r{r} s{seed} feat={a.feat}: success {rate:.2f} over {len(jobs)} eps; train {train_s:.0f}s, "
                   f"eval {time.time() - t1:.0f}s; {per}", flush=True)
             results[f"r{r}-s{seed}"] = dict(success=rate, per_behaviour=per, train_s=train_s)
@@ -360,7 +377,7 @@ def main():
     p.add_argument("--datasets", nargs="+", default=["robot_cotrain", "web"])
     p.add_argument("--limit", type=int, default=None)
     p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--width", type=int, default=0, help="0: 24 for kp, 32 for cnn")
+    p.add_argument("--width", type=int, default=0, help="0: 24, the width measured")
     p.add_argument("--steps", type=int, default=3000)
     p.add_argument("--batch", type=int, default=128)
     p.add_argument("--lr", type=float, default=2e-3)

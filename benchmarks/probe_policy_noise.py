@@ -15,8 +15,6 @@ import json
 import time
 from pathlib import Path
 
-import yaml
-
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -35,11 +33,12 @@ def main() -> None:
 
     from dreamgen import data, evaluate
     from dreamgen.collect import WorldConfig, collect_successes
+    from dreamgen.params import load_params
     from dreamgen.policy import pipeline, windows
     from dreamgen.training import TrainConfig
     from dreamgen.world import BEHAVIOURS, EMBODIMENTS
 
-    params = yaml.safe_load(Path("params.yaml").read_text())
+    params = load_params("params.yaml")
     tp, col, ev = params["train_policy"], params["collect"], params["evaluate"]
     spec = json.loads(Path(params["collect"]["spec_path"]).read_text())
     world = WorldConfig(spec["image_size"], spec["supersample"], spec["max_steps"])

@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from dreamgen.bench import state as ST
+from probe_policy_backbone import KeypointEncoder, closed_loop  # its neighbour, as a script imports it
 
 NC, PC = len(ST.COLOUR_NAMES), len(ST.PER_COLOUR)
 NG = ST.DIM - NC * PC
@@ -107,10 +108,7 @@ def main():
     frames, states, masks, epi = (z[f"robot_cotrain.{k}"] for k in ("frames", "states", "masks", "episode"))
     enc = None
     if a.feat == "kp":
-        import sys
-        sys.path.insert(0, "benchmarks")
-        import probe_policy_backbone as P
-        enc = P.KeypointEncoder(ST.DIM, 24)
+        enc = KeypointEncoder(ST.DIM, 24)
         enc.load_state_dict(torch.load(Path(a.work) / "encoder_kp.pt")); enc.eval()
         binary = torch.from_numpy(ST.BINARY)
 
@@ -156,28 +154,19 @@ def main():
                 print(f"r{r} step {step} loss {loss.item():.4f} {(step + 1) / (time.time() - t0):.1f} it/s", flush=True)
         tr_s = time.time() - t0
         pol.eval()
-        succ = {}
         t1 = time.time()
-        for job in eval_jobs(BEHAVIOURS, [0], a.episodes, 900000):
-            obs, info = env.reset(seed=job.seed, options=dict(embodiment="robot", behaviour=job.behaviour, environment=0))
-            tk, tm = token_text([info["instruction"]])
-            gen = torch.Generator().manual_seed(job.seed)
-            done, ok = False, False
-            while not done:
-                if a.feat == "true":
-                    s_, m_ = world_state(env)
-                else:
-                    s_ = read(obs["image"][None])[0]; m_ = np.ones_like(s_)
-                ch = pol.predict(torch.from_numpy(s_[None]), torch.from_numpy(m_[None]), torch.from_numpy(obs["state"][None]),
-                                 tk, tm, gen=gen)[0].numpy()
-                for act in ch[:a.execute]:
-                    obs, _, ok, trunc, info = env.step(act)
-                    done = ok or trunc
-                    if done:
-                        break
-            succ.setdefault(job.behaviour, []).append(bool(ok))
-        rate = float(np.mean([v for vs in succ.values() for v in vs]))
-        per = {b: float(np.mean(v)) for b, v in succ.items()}
+
+        def act(env, obs, text, gen):
+            if a.feat == "true":
+                s_, m_ = world_state(env)
+            else:
+                s_ = read(obs["image"][None])[0]
+                m_ = np.ones_like(s_)
+            return pol.predict(torch.from_numpy(s_[None]), torch.from_numpy(m_[None]),
+                               torch.from_numpy(obs["state"][None]), *text, gen=gen)[0].numpy()
+
+        rate, per = closed_loop(env, eval_jobs(BEHAVIOURS, [0], a.episodes, 900000), lambda ins: token_text([ins]), act,
+                                a.execute)
         print(f"== slot r{r} feat={a.feat} w={a.w} steps={a.psteps}: success {rate:.2f}; train {tr_s:.0f}s eval {time.time() - t1:.0f}s; {per}", flush=True)
         res[f"r{r}"] = dict(success=rate, per=per)
     (Path(a.work) / f"slot_{a.feat}_{a.psteps}.json").write_text(json.dumps(res))
