@@ -29,11 +29,13 @@ import argparse
 import json
 from pathlib import Path
 
+from dreamgen.params import STAGES as PARAM_STAGES
+
 ROOT = Path(__file__).resolve().parents[1]
 MIN = 60.0
-# dvc.yaml's stages, in order; train_policy is one metrics file per arm under train_policy/.
-STAGES = ["world", "collect", "pretrain_world_model", "finetune_world_model", "dream", "train_idm",
-          "train_lam", "label", "bench", "train_policy", "evaluate"]
+# the pipeline's stages, in order (a contract test keeps them dvc.yaml's); train_policy is one metrics
+# file per arm under train_policy/.
+STAGES = list(PARAM_STAGES)
 TIME_KEYS = ("stage_seconds", "seconds_total")
 BUDGETS = {"pretrain_world_model": 25 * MIN, "dream": 10 * MIN, "bench": 10 * MIN}
 FINETUNE_BUDGET = 5 * MIN        # per fine-tune
