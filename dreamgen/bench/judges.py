@@ -62,6 +62,21 @@ def frame_pool(episodes: list[LabelledEpisode]) -> tuple[np.ndarray, np.ndarray,
             np.concatenate([e.masks for e in episodes]))
 
 
+def end_frames(episodes: list[LabelledEpisode], last: int = 3) -> np.ndarray:
+    """Indices into frame_pool(episodes) of each episode's first frame and its `last` final frames.
+
+    These are the frames a judge reads most (a clip's first and last), and the only ones that
+    show a task done: a block stacked, a button pressed, a stain gone. Drawn uniformly they are
+    a few percent of the pool, and an estimator then learns to answer "not yet" to every bit.
+    """
+    out, start = [], 0
+    for e in episodes:
+        n = len(e)
+        out += [start] + list(range(start + max(1, n - last), start + n))
+        start += n
+    return np.array(sorted(set(out)), np.int64)
+
+
 def augment(x: torch.Tensor, rng: np.random.Generator, noise: float = 0.03, gain: float = 0.08) -> torch.Tensor:
     """Per-image brightness/colour gain and pixel noise on (B, [T,] 3, S, S) in [0, 1].
 
@@ -74,9 +89,18 @@ def augment(x: torch.Tensor, rng: np.random.Generator, noise: float = 0.03, gain
     return (x * g + n).clamp(0, 1)
 
 
-def estimator_sampler(frames: np.ndarray, states: np.ndarray, masks: np.ndarray, batch_size: int):
+def estimator_sampler(frames: np.ndarray, states: np.ndarray, masks: np.ndarray, batch_size: int,
+                      focus: np.ndarray | None = None, focus_share: float = 0.0):
+    """Batches of augmented frames; `focus_share` of each batch comes from the indices `focus`
+    (end_frames), the rest uniformly from the pool."""
+    if focus_share and (focus is None or not len(focus)):
+        raise ValueError("estimator_sampler: focus_share > 0 needs focus indices (judges.end_frames)")
+    n_focus = int(round(focus_share * batch_size))
+
     def sample(rng: np.random.Generator, step: int) -> dict:
         i = rng.integers(len(frames), size=batch_size)
+        if n_focus:
+            i[:n_focus] = focus[rng.integers(len(focus), size=n_focus)]
         return dict(frames=augment(nets.to_tensor(frames[i]), rng), states=torch.from_numpy(states[i]),
                     masks=torch.from_numpy(masks[i]))
     return sample
@@ -138,11 +162,72 @@ def classifier_sampler(episodes: list[LabelledEpisode], estimates: list[np.ndarr
     return sample
 
 
+# -- the pixel success judge ---------------------------------------------------------------
+def success_sampler(episodes: list[LabelledEpisode], batch_size: int, swap_share: float = 0.25):
+    """Balanced batches of (an episode's first frame, one of its frames) with the simulator's
+    success flag there: half successes, the rest frames before success or (`swap_share` of the
+    batch) a success asked with another behaviour's instruction (label 0)."""
+    from dreamgen.world.behaviours import BEHAVIOURS
+
+    done = [np.flatnonzero(e.success) for e in episodes]
+    notyet = [np.flatnonzero(~e.success) for e in episodes]
+    pos = [i for i, d in enumerate(done) if len(d)]
+    neg = [i for i, d in enumerate(notyet) if len(d)]
+    if not pos or not neg:
+        raise ValueError("success_sampler: needs episodes that reach success and frames before it")
+    beh = np.array([BEHAVIOURS.index(e.job.behaviour) for e in episodes])
+    slots = nets.colour_slots([e.task for e in episodes])
+    n_swap = int(round(swap_share * batch_size))
+
+    def sample(rng: np.random.Generator, step: int) -> dict:
+        first, last, asked, labels = [], [], [], []
+        for k in range(batch_size):
+            if k < batch_size // 2 or k >= batch_size - n_swap:
+                i = pos[rng.integers(len(pos))]
+                t, j, y = done[i][rng.integers(len(done[i]))], i, 1.0
+                if k >= batch_size - n_swap:
+                    other = np.flatnonzero(beh != beh[i])
+                    j, y = int(other[rng.integers(len(other))]), 0.0
+            else:
+                i = neg[rng.integers(len(neg))]
+                t, j, y = notyet[i][rng.integers(len(notyet[i]))], i, 0.0
+            first.append(episodes[i].frames[0]), last.append(episodes[i].frames[t]), asked.append(j), labels.append(y)
+        a = augment(nets.to_tensor(np.stack([np.stack(first), np.stack(last)], 1)), rng)  # one gain per pair
+        return dict(first=a[:, 0], last=a[:, 1], slots=torch.from_numpy(slots[asked]),
+                    behaviour=torch.from_numpy(beh[asked]), labels=torch.tensor(labels))
+    return sample
+
+
 # -- training ------------------------------------------------------------------------------
 def fit(model: torch.nn.Module, sample, train_cfg: TrainConfig, ckpt_dir, desc: str) -> TrainResult:
     """Train with the project's loop, resuming only a checkpoint of this exact configuration."""
-    folder = fresh_ckpt(ckpt_dir, dict(model=asdict(model.cfg), train=asdict(train_cfg)))
+    # identity(), not every field: raising `steps` of a constant-rate run continues its checkpoint
+    folder = fresh_ckpt(ckpt_dir, dict(model=asdict(model.cfg), train=train_cfg.identity()))
     return train(model, sample, train_cfg, folder, desc=desc)
+
+
+# -- the IF rule's tolerance ---------------------------------------------------------------
+SLACKS = tuple(np.arange(0.0, 6.01, 0.5))  # world units tried (a pixel at 32x32 is about 3)
+
+
+def calibrate_slack(states: np.ndarray, rows: list[dict], slacks=SLACKS) -> tuple[float, dict]:
+    """The zone slack (see state.instruction_success) under which the predicates on estimated
+    states agree best with the truth of held-out calibration clips: balanced accuracy over
+    behaviours, the smallest slack on ties. states: (N, T, D) estimates of the N clips in rows.
+
+    Returns (slack, {slack: balanced accuracy}).
+    """
+    truth = np.array([r["if_truth"] > 0.5 for r in rows])
+    beh = np.array([r["behaviour"] for r in rows])
+    scores = {}
+    for sl in slacks:
+        pred = np.array([state.instruction_success(r["behaviour"], r["instruction"], states[k][0], states[k][-1], sl)
+                         for k, r in enumerate(rows)])
+        per = [np.mean([(pred[(beh == b) & (truth == c)] == c).mean() for c in (True, False)
+                        if ((beh == b) & (truth == c)).any()]) for b in np.unique(beh)]
+        scores[float(sl)] = float(np.mean(per))
+    best = max(scores.values())
+    return min(k for k, v in scores.items() if v >= best - 1e-12), scores
 
 
 # -- judging -------------------------------------------------------------------------------
@@ -152,6 +237,8 @@ class Judges:
     classifier: nets.StateClassifier | None
     thresholds: physics.Thresholds
     text: TextEmbedder | None = None
+    if_slack: float = 0.0  # world units the IF predicates' zones are widened by (calibrate_slack)
+    success: nets.SuccessNet | None = None  # the pixel IF judge (first and last frame)
 
     @property
     def image_size(self) -> int:
@@ -162,7 +249,10 @@ class Judges:
         nets.save(self.estimator, folder / "estimator")
         if self.classifier is not None:
             nets.save(self.classifier, folder / "classifier")
+        if self.success is not None:
+            nets.save(self.success, folder / "success")
         (folder / "pa_thresholds.json").write_text(json.dumps(self.thresholds.to_dict(), indent=1))
+        (folder / "if_rule.json").write_text(json.dumps(dict(slack=self.if_slack), indent=1))
         return folder
 
     @classmethod
@@ -170,11 +260,15 @@ class Judges:
         folder = Path(folder)
         clf = nets.load(folder / "classifier") if (folder / "classifier").exists() else None
         thr = physics.Thresholds(**json.loads((folder / "pa_thresholds.json").read_text()))
-        return cls(nets.load(folder / "estimator"), clf, thr, TextEmbedder() if clf is not None else None)
+        rule = folder / "if_rule.json"
+        slack = json.loads(rule.read_text())["slack"] if rule.exists() else 0.0
+        succ = nets.load(folder / "success") if (folder / "success").exists() else None
+        return cls(nets.load(folder / "estimator"), clf, thr, TextEmbedder() if clf is not None else None, slack, succ)
 
     def judge(self, clips: np.ndarray, behaviours: list[str], instructions: list[str]) -> list[dict]:
-        """clips uint8 (N, T, S, S, 3) -> per clip: if_state (0/1), if_classifier (probability),
-        pa (fraction of clean transitions) and the number of transitions each PA rule flagged."""
+        """clips uint8 (N, T, S, S, 3) -> per clip: if_state (0/1), if_classifier and if_success
+        (probabilities; NaN without that judge), pa (fraction of clean transitions) and the number
+        of transitions each PA rule flagged."""
         nets.check_frames(clips, self.image_size)
         if clips.ndim != 5 or clips.shape[1] < 2:
             raise ValueError(f"clips must be (N, T >= 2, S, S, 3), got {clips.shape}")
@@ -182,10 +276,20 @@ class Judges:
         est = self.estimator.estimate(clips.reshape(n * t, *clips.shape[2:])).reshape(n, t, -1)
         probs = (self.classifier.prob(est, instructions, self.text(instructions)) if self.classifier is not None
                  else np.full(n, np.nan))
+        if self.success is not None:
+            from dreamgen.world.behaviours import BEHAVIOURS
+
+            unknown = sorted(set(behaviours) - set(BEHAVIOURS))
+            if unknown:
+                raise ValueError(f"unknown behaviours {unknown}; valid: {BEHAVIOURS}")
+            done_p = self.success.prob(clips[:, 0], clips[:, -1], instructions, [BEHAVIOURS.index(b) for b in behaviours])
+        else:
+            done_p = np.full(n, np.nan)
         rows = []
         for k in range(n):
             pa, v = physics.physics_alignment(est[k], self.thresholds)
-            rows.append(dict(if_state=float(state.instruction_success(behaviours[k], instructions[k], est[k][0], est[k][-1])),
-                             if_classifier=float(probs[k]), pa=pa,
+            done = state.instruction_success(behaviours[k], instructions[k], est[k][0], est[k][-1], self.if_slack)
+            rows.append(dict(if_state=float(done),
+                             if_classifier=float(probs[k]), if_success=float(done_p[k]), pa=pa,
                              **{f"pa_{r}": int(v[:, j].sum()) for j, r in enumerate(physics.RULES)}))
         return rows

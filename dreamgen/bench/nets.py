@@ -239,6 +239,69 @@ class StateClassifier(nn.Module):
         return torch.cat(out).numpy()
 
 
+@dataclass(frozen=True)
+class SuccessConfig:
+    image_size: int = 32
+    width: int = 32
+    hidden: int = 128
+
+
+N_BEHAVIOURS = 10  # dreamgen.world.behaviours.BEHAVIOURS, in order
+
+
+class SuccessNet(nn.Module):
+    """(first, last frames (B, 3, S, S), colour slots (B, 2), behaviour index (B,)) -> logit (B,):
+    does the last frame show the instruction done, starting from the first?
+
+    The IF judge as a VLM answers it, learned: both frames with their colour-match maps, and two
+    maps of the colours the instruction names (the object, then its target) in each frame, go
+    through a small translation-equivariant conv net whose max- and mean-pooled features give one
+    logit per behaviour; the clip's own behaviour picks its logit. Success is judged where it is
+    visible (a block on a block, a ring around a pressed button, beads in a tray, a stain gone)
+    instead of through a state vector whose every entry must be right.
+    """
+
+    def __init__(self, cfg: SuccessConfig):
+        super().__init__()
+        self.cfg = cfg
+        w = cfg.width
+        chans = [(2 * IN_CHANNELS + 4, w, 1), (w, 2 * w, 2), (2 * w, 2 * w, 1), (2 * w, 4 * w, 2), (4 * w, 4 * w, 1)]
+        self.convs = nn.ModuleList(nn.Conv2d(a, b, 3, st, 1) for a, b, st in chans)
+        self.norms = nn.ModuleList(nn.GroupNorm(8 if b % 8 == 0 else 1, b) for _, b, _ in chans)
+        self.head = nn.Sequential(nn.Linear(8 * w, cfg.hidden), nn.SiLU(), nn.Linear(cfg.hidden, N_BEHAVIOURS))
+        g = torch.linspace(-1, 1, cfg.image_size)
+        self.register_buffer("coords", torch.stack(torch.meshgrid(g, g, indexing="xy")), persistent=False)
+
+    def forward(self, first: torch.Tensor, last: torch.Tensor, slots: torch.Tensor, behaviour: torch.Tensor) -> torch.Tensor:
+        a, b = prepare(first, self.coords), prepare(last, self.coords)
+        pal = torch.cat([a[:, 3:3 + _NCOL], a.new_zeros(a.shape[0], 1, *a.shape[2:])], 1), \
+            torch.cat([b[:, 3:3 + _NCOL], b.new_zeros(b.shape[0], 1, *b.shape[2:])], 1)
+        rows = torch.arange(a.shape[0])
+        named = [p[rows, slots[:, k]][:, None] for p in pal for k in (0, 1)]   # 4 x (B, 1, S, S)
+        x = torch.cat([a, b, *named], 1)
+        for conv, norm in zip(self.convs, self.norms):
+            x = F.silu(norm(conv(x)))
+        h = torch.cat([x.amax((2, 3)), x.mean((2, 3))], 1)
+        return self.head(h)[rows, behaviour]
+
+    def loss(self, batch: dict) -> tuple[torch.Tensor, dict]:
+        logit = self(batch["first"], batch["last"], batch["slots"], batch["behaviour"])
+        loss = F.binary_cross_entropy_with_logits(logit, batch["labels"])
+        return loss, dict(acc=float(((logit > 0).float() == batch["labels"]).float().mean()))
+
+    @torch.no_grad()
+    def prob(self, first: np.ndarray, last: np.ndarray, instructions: list[str], behaviours, batch: int = 256) -> np.ndarray:
+        """uint8 first, last frames (N, S, S, 3), instructions, behaviour indices (N,) -> (N,) P(done)."""
+        check_frames(first, self.cfg.image_size)
+        check_frames(last, self.cfg.image_size)
+        self.eval()
+        slots = torch.from_numpy(colour_slots(instructions))
+        beh = torch.as_tensor(np.asarray(behaviours), dtype=torch.long)
+        out = [torch.sigmoid(self(to_tensor(first[i:i + batch]), to_tensor(last[i:i + batch]), slots[i:i + batch],
+                                  beh[i:i + batch])) for i in range(0, len(first), batch)]
+        return torch.cat(out).numpy()
+
+
 def check_frames(frames: np.ndarray, image_size: int) -> None:
     """Raise a clear ValueError unless frames are uint8 (..., image_size, image_size, 3)."""
     if not isinstance(frames, np.ndarray) or frames.dtype != np.uint8 or frames.ndim < 3 or frames.shape[-1] != 3:
@@ -265,7 +328,8 @@ def load(folder) -> nn.Module:
         raise FileNotFoundError(f"{folder}: no judge model here (run the bench stage)")
     cfg = json.loads((folder / CONFIG).read_text())
     kind = cfg.pop("kind")
-    known = {"StateEstimator": (StateEstimator, EstimatorConfig), "StateClassifier": (StateClassifier, ClassifierConfig)}
+    known = {"StateEstimator": (StateEstimator, EstimatorConfig), "StateClassifier": (StateClassifier, ClassifierConfig),
+             "SuccessNet": (SuccessNet, SuccessConfig)}
     if kind not in known:
         raise ValueError(f"{folder}: a saved {kind!r}, which this version cannot load (it knows {sorted(known)}); "
                          f"re-run the bench stage to retrain the judges")

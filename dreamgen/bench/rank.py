@@ -98,13 +98,13 @@ def eval_jobs_for_cells(cells: list, episodes_per_cell: int, seed: int, robot: s
     return jobs
 
 
-def filter_mask(scores: pd.DataFrame, min_pa: float, use_if: bool) -> np.ndarray:
-    """Which dreams the judges keep: PA >= min_pa, and (use_if) the state judge's IF = 1. (N,) bool."""
+def filter_mask(scores: pd.DataFrame, min_pa: float, use_if: bool, if_col: str = "if_state") -> np.ndarray:
+    """Which dreams the judges keep: PA >= min_pa, and (use_if) IF (column if_col) above 0.5. (N,) bool."""
     if not 0.0 <= min_pa <= 1.0:
         raise ValueError(f"filter_min_pa must be in [0, 1], got {min_pa}")
     keep = scores["pa"].to_numpy(float) >= min_pa
     if use_if:
-        keep &= scores["if_state"].to_numpy(float) > 0.5
+        keep &= scores[if_col].to_numpy(float) > 0.5
     return keep
 
 
@@ -143,19 +143,22 @@ def train_neural_policy(real_path, neural_path, out_dir, steps: int, batch_size:
                 seconds=result.seconds, final_loss=float(result.history[-1]["loss"]))
 
 
-def variant_table(scores: pd.DataFrame, success: pd.DataFrame) -> pd.DataFrame:
-    """One row per variant: mean IF (both judges), PA, bench = mean(IF state, PA), and policy success.
+def _if_aggs(scores: pd.DataFrame) -> dict:
+    return {c: (c, "mean") for c in ("if_state", "if_classifier", "if_success") if c in scores}
 
-    scores: one row per dream with variant, if_state, if_classifier, pa. success: one row per
-    evaluation episode with variant, success. Returns variant, videos, if_state, if_classifier,
-    pa, bench, episodes, successes, success, ci_lo, ci_hi in the order variants first appear.
+
+def variant_table(scores: pd.DataFrame, success: pd.DataFrame, if_col: str = "if_state") -> pd.DataFrame:
+    """One row per variant: mean IF (every judge), PA, bench = mean(IF of `if_col`, PA), and policy success.
+
+    scores: one row per dream with variant, if_state, if_classifier (and if_success), pa.
+    success: one row per evaluation episode with variant, success. Returns variant, videos, the
+    IF columns, pa, bench, episodes, successes, success, ci_lo, ci_hi in the order variants first appear.
     """
     from dreamgen.report import wilson_interval
 
     order = list(dict.fromkeys(scores["variant"]))
-    g = scores.groupby("variant").agg(videos=("pa", "size"), if_state=("if_state", "mean"),
-                                      if_classifier=("if_classifier", "mean"), pa=("pa", "mean"))
-    g["bench"] = (g["if_state"] + g["pa"]) / 2  # the paper ranks by IF and PA; their mean is one number
+    g = scores.groupby("variant").agg(videos=("pa", "size"), **_if_aggs(scores), pa=("pa", "mean"))
+    g["bench"] = (g[if_col] + g["pa"]) / 2  # the paper ranks by IF and PA; their mean is one number
     s = success.groupby("variant").success.agg(["size", "sum"]).rename(columns={"size": "episodes", "sum": "successes"})
     t = g.join(s, how="left").loc[order]
     t["successes"] = t["successes"].fillna(0).astype(int)
@@ -167,11 +170,10 @@ def variant_table(scores: pd.DataFrame, success: pd.DataFrame) -> pd.DataFrame:
 
 
 def split_table(scores: pd.DataFrame) -> pd.DataFrame:
-    """Table-2 layout: variant x split -> videos, IF (state judge, classifier), PA."""
+    """Table-2 layout: variant x split -> videos, IF (every judge), PA."""
     from dreamgen.world_model.dreams import SPLITS
 
-    t = scores.groupby(["variant", "split"]).agg(videos=("pa", "size"), if_state=("if_state", "mean"),
-                                                 if_classifier=("if_classifier", "mean"), pa=("pa", "mean"))
+    t = scores.groupby(["variant", "split"]).agg(videos=("pa", "size"), **_if_aggs(scores), pa=("pa", "mean"))
     order = list(dict.fromkeys(scores["variant"]))
     t = t.reset_index()
     t["_v"] = t.variant.map(order.index)

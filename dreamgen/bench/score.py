@@ -54,7 +54,7 @@ def score_videos(source, judges, num_frames: int | None = None, fps: float | Non
     "split", "fps").
 
     Returns one row per video: dataset, episode, behaviour, split, instruction, if_state (0/1),
-    if_classifier (probability), pa and the per-rule violation counts. num_frames / fps, when
+    if_classifier and if_success (probabilities), pa and the per-rule violation counts. num_frames / fps, when
     given, are enforced (a dream of another length or rate gets a ValueError naming it), as is
     the judges' frame size. `vlm` (a vlm.VLMJudge), when given, adds its if_vlm and pa_vlm columns.
     """
@@ -87,6 +87,6 @@ def ranking_table(scored: Iterable[pd.DataFrame] | pd.DataFrame) -> pd.DataFrame
     """Mean IF (both judges) and PA per dataset and split, the layout of the paper's Table 2."""
     df = pd.concat(scored) if not isinstance(scored, pd.DataFrame) else scored
     extra = {k: (k, "mean") for k in ("if_vlm", "pa_vlm") if k in df}
+    ifs = {k: (k, "mean") for k in ("if_state", "if_classifier", "if_success") if k in df}
     g = df.groupby(["dataset", "split"])
-    return g.agg(videos=("pa", "size"), if_state=("if_state", "mean"), if_classifier=("if_classifier", "mean"),
-                 pa=("pa", "mean"), **extra).reset_index()
+    return g.agg(videos=("pa", "size"), **ifs, pa=("pa", "mean"), **extra).reset_index()

@@ -12,6 +12,7 @@ import multiprocessing as mp
 from dataclasses import dataclass
 
 import numpy as np
+import pymunk
 from tqdm import tqdm
 
 from dreamgen.collect import WorldConfig, _env
@@ -20,9 +21,17 @@ from dreamgen.world.language import COLOURS
 
 from . import state
 
-CORRUPTIONS = ("teleport", "recolour", "vanish")
+CORRUPTIONS = ("teleport", "recolour", "vanish", "interpenetrate")
 # Behaviours whose scenes hold solid objects that a corruption can act on.
 OBJECT_BEHAVIOURS = ("pick_place", "push", "rotate", "stack", "sort")
+
+
+def corruptible(kind: str) -> tuple[str, ...]:
+    """The behaviours a corruption can act on: interpenetration needs two solid objects (a push
+    scene has one)."""
+    if kind not in CORRUPTIONS:
+        raise ValueError(f"unknown corruption {kind!r}; valid: {CORRUPTIONS}")
+    return tuple(b for b in OBJECT_BEHAVIOURS if kind != "interpenetrate" or b != "push")
 
 
 @dataclass(frozen=True)
@@ -46,17 +55,33 @@ class LabelledEpisode:
     success: np.ndarray
     task: str
     job: SimJob
+    corrupted_at: int = -1  # the first frame that shows the corruption (-1: none happened)
 
     def __len__(self) -> int:
         return len(self.frames)
 
 
+class NotNow(Exception):
+    """A corruption cannot act on the world as it is this step (it waits for a later one)."""
+
+
 def corrupt(world, kind: str, rng: np.random.Generator) -> None:
-    """Break physics on purpose: teleport, recolour or remove one object not held by the ee."""
+    """Break physics on purpose: teleport, recolour or remove one object not held by the ee, or
+    sink it into another object (interpenetrate: it stops colliding and sits 2-5 units from the
+    other's centre, where two solid blocks cannot be)."""
     objs = [o for o in world.objects if o.kind != "crumb" and o is not world.held and o.support is None]
     if not objs:
-        raise ValueError(f"corruption {kind!r}: no free solid object in this scene")
+        raise NotNow(f"{kind}: no free solid object now")
     o = objs[int(rng.integers(len(objs)))]
+    if kind == "interpenetrate":
+        others = [q for q in objs if q is not o]
+        if not others:
+            raise NotNow("interpenetrate: fewer than two free solid objects now")
+        q = others[int(rng.integers(len(others)))]
+        a = rng.uniform(0, 2 * np.pi)
+        o.shape.filter = pymunk.ShapeFilter(categories=0, mask=0)  # collides with nothing
+        o.body.position, o.body.velocity = tuple(q.pos + rng.uniform(2.0, 5.0) * np.array([np.cos(a), np.sin(a)])), (0.0, 0.0)
+        return
     if kind == "teleport":
         for _ in range(100):  # far enough that no 4-step motion could explain it
             p = rng.uniform(20.0, 80.0, 2)
@@ -86,11 +111,15 @@ def simulate(world: WorldConfig, job: SimJob, image_size: int, extra_steps: int 
     frames, states, masks, success = [obs["image"]], [], [], [env.is_success()]
     s, m = state.world_state(env)
     states.append(s), masks.append(m)
-    left = extra_steps
+    left, corrupted_at = extra_steps, -1
     for t in range(1, world.max_steps + 1):
         action = env.expert_action(job.noise, rng)
-        if job.corruption and t == job.corrupt_step:
-            corrupt(env.world, job.corruption, crng)
+        if job.corruption and t >= job.corrupt_step and corrupted_at < 0:
+            try:  # the first step from corrupt_step on where the corruption can act
+                corrupt(env.world, job.corruption, crng)
+                corrupted_at = t
+            except NotNow:
+                pass
         obs, _, _, truncated, info = env.step(action)
         frames.append(obs["image"])
         s, m = state.world_state(env)
@@ -100,7 +129,7 @@ def simulate(world: WorldConfig, job: SimJob, image_size: int, extra_steps: int 
         if truncated or left < 0:
             break
     return LabelledEpisode(resize_frames(np.stack(frames), image_size), np.stack(states), np.stack(masks),
-                           np.array(success), info["instruction"], job)
+                           np.array(success), info["instruction"], job, corrupted_at)
 
 
 def _play(args):

@@ -23,11 +23,13 @@ from dreamgen.world.language import COLOURS, STAIN_COLOURS
 COLOUR_NAMES: tuple[str, ...] = tuple(COLOURS)
 SCALE = 100.0  # world units per state unit
 
-# Per colour: object (presence, x, y, cos 2a, sin 2a, stacked), zone (presence, x, y), button (presence, pressed).
-# A state vector is every colour's block in COLOUR_NAMES order, then the global entries.
+# Per colour: object (presence, x, y, cos 2a, sin 2a, stacked), zone (presence, x, y), button
+# (presence, pressed, x, y). A state vector is every colour's block in COLOUR_NAMES order, then
+# the global entries.
 PER_COLOUR = ("obj", "obj_x", "obj_y", "obj_c2", "obj_s2", "obj_stacked", "zone", "zone_x", "zone_y",
-              "button", "button_pressed")
-_GLOBAL = ("ee_x", "ee_y", "opening", "held", "drawer", "drawer_ext", "beads", "beads_in", "stain", "stain_left")
+              "button", "button_pressed", "button_x", "button_y")
+_GLOBAL = ("ee_x", "ee_y", "opening", "held", "drawer", "drawer_ext", "beads", "beads_in", "stain", "stain_left",
+           "stain_mass")
 NAMES: tuple[str, ...] = tuple(f"{c}.{k}" for c in COLOUR_NAMES for k in PER_COLOUR) + _GLOBAL
 INDEX: dict[str, int] = {n: i for i, n in enumerate(NAMES)}
 DIM = len(NAMES)
@@ -76,6 +78,8 @@ def world_state(env) -> tuple[np.ndarray, np.ndarray]:
     for b in w.buttons:
         put(f"{b.colour}.button", 1.0)
         put(f"{b.colour}.button_pressed", float(b.pressed))
+        put(f"{b.colour}.button_x", b.pos[0] / SCALE)
+        put(f"{b.colour}.button_y", b.pos[1] / SCALE)
     if w.drawer is not None:
         put("drawer", 1.0)
         put("drawer_ext", w.drawer.extension)
@@ -87,6 +91,9 @@ def world_state(env) -> tuple[np.ndarray, np.ndarray]:
     if w.stain is not None:
         put("stain", 1.0)
         put("stain_left", w.stain.remaining)
+        # what one frame shows: the stain's amount (its alpha grid's sum / 64); stain_left is this
+        # over the reset's amount, which a single frame cannot know
+        put("stain_mass", float(w.stain.grid.sum()) / w.stain.grid.size)
     return s, m
 
 
@@ -139,13 +146,17 @@ def _angle2(s, c) -> float:
     return float(np.arctan2(_get(s, f"{c}.obj_s2"), _get(s, f"{c}.obj_c2")))
 
 
-def instruction_success(behaviour: str, instruction: str, first: np.ndarray, last: np.ndarray) -> bool:
+def instruction_success(behaviour: str, instruction: str, first: np.ndarray, last: np.ndarray,
+                        slack: float = 0.0) -> bool:
     """The behaviour's success predicate on state vectors: was `instruction` done by `last`?
 
     first, last: (D,) states of the clip's first and last frame (rotate compares the two).
     Thresholds are the simulator's (behaviours.py): bowl radius 10 - margin 3, square and mat
     half-sizes 8 and 9 minus margins 3 and 2, drawer extension 0.75 / 0.15, a quarter turn
-    within 0.35 rad, 90% of the stain wiped.
+    within 0.35 rad, 90% of the stain wiped (of what the first frame shows).
+    slack: world units by which a judge reading estimated states widens every zone's success
+    region (0 on true states). The expert stops a push as soon as the object crosses the margin,
+    so true successes sit on the boundary, where a pixel of estimation error decides.
     """
     if behaviour not in BEHAVIOURS:
         raise ValueError(f"unknown behaviour {behaviour!r}; valid: {BEHAVIOURS}")
@@ -156,9 +167,9 @@ def instruction_success(behaviour: str, instruction: str, first: np.ndarray, las
     if len(cs) < need:
         raise ValueError(f"{behaviour}: instruction {instruction!r} names {len(cs)} colours, needs {need}")
     if behaviour == "pick_place":
-        return free and _in_zone(last, cs[0], cs[1], "round", 10.0, 3.0, first)
+        return free and _in_zone(last, cs[0], cs[1], "round", 10.0, 3.0 - slack, first)
     if behaviour == "push":
-        return free and _in_zone(last, cs[0], cs[1], "square", 8.0, 3.0, first)
+        return free and _in_zone(last, cs[0], cs[1], "square", 8.0, 3.0 - slack, first)
     if behaviour == "open_drawer":
         return free and _get(last, "drawer") > 0.5 and _get(last, "drawer_ext") >= 0.75
     if behaviour == "close_drawer":
@@ -177,5 +188,6 @@ def instruction_success(behaviour: str, instruction: str, first: np.ndarray, las
         return free and _get(last, "beads") > 0.5 and _get(last, "beads_in") > 5 / 6  # all three beads in
     if behaviour == "sort":
         mats = [c for c in COLOUR_NAMES if _present(first, c, "zone")]  # mats are fixtures: read unoccluded
-        return free and bool(mats) and all(_in_zone(last, c, c, "box", 9.0, 2.0, first) for c in mats)
-    return _get(last, "stain") > 0.5 and _get(last, "stain_left") <= 0.1  # wipe
+        return free and bool(mats) and all(_in_zone(last, c, c, "box", 9.0, 2.0 - slack, first) for c in mats)
+    # wipe: the amount left over the amount in the clip's first frame (the reset's, for dreams)
+    return _get(first, "stain") > 0.5 and _get(last, "stain_mass") <= 0.1 * _get(first, "stain_mass") + 1e-6
