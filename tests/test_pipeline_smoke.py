@@ -279,11 +279,11 @@ def test_bench_ranks_variants_and_correlates_with_policy_success(repo):
     assert m["prompts"] == n_prompts
     for r in m["variants"]:
         assert r["videos"] == n_prompts and r["episodes"] == m["eval_episodes_per_policy"] == 3
-        assert 0 <= r["if_state"] <= 1 and 0 <= r["pa"] <= 1 and 0 <= r["success"] <= 1
-        assert r["bench"] == pytest.approx((r["if_state"] + r["pa"]) / 2)
+        assert 0 <= r["if_state"] <= 1 and 0 <= r["if_success"] <= 1 and 0 <= r["pa"] <= 1 and 0 <= r["success"] <= 1
+        assert r["bench"] == pytest.approx((r["if_success"] + r["pa"]) / 2)  # the pixel judge ranks
     assert {(r["variant"], r["split"]) for r in m["by_split"]} == {
         (v, s) for v in variants for s in ("seen", "new_behaviour", "unseen_environment")}
-    for name in ("if_state", "if_classifier", "pa", "bench"):
+    for name in ("if_success", "if_state", "if_classifier", "pa", "bench"):
         c = m["correlation"][name]
         assert c["n"] == len(variants)
         if c["defined"]:
@@ -301,6 +301,20 @@ def test_bench_ranks_variants_and_correlates_with_policy_success(repo):
         assert (repo / "reports/tables/bench" / f"{t}.csv").is_file(), t
     assert (repo / "reports/figures/bench/rank_correlation.png").is_file()
     assert not math.isnan(m["seconds"])
+
+
+def test_bench_validity_layout(repo):
+    m = json.loads((repo / "reports/metrics/bench.json").read_text())
+    v = m["validity"]
+    for judge in ("IF success net", "IF state+predicate", "IF classifier"):
+        for kind in ("real", "clean", "degraded"):
+            assert 0 <= v[judge][kind]["accuracy"] <= 1, (judge, kind)
+    kinds = {"all", "real", "clean", "degraded", "swapped", "shuffled", "teleport", "recolour", "vanish", "interpenetrate"}
+    assert {"real", "clean", "degraded"} <= set(v["PA rules"]) <= kinds
+    a = v["judge_truth_pearson"]
+    assert a["paper_pearson"] == 0.94 and a["n"] > 0 and set(a["kinds"]) >= {"real", "clean", "swapped"}
+    assert a["pearson"] is None or -1 <= a["pearson"] <= 1
+    assert m["if_slack"]["slack"] >= 0 and m["real_by_behaviour"]
 
 
 def test_paper_world_model_path_runs_the_same_stages(repo, tmp_path):

@@ -16,7 +16,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from dreamgen.world.language import COLOURS
+from dreamgen.world.language import COLOURS, STAIN_COLOURS
 
 from . import state
 
@@ -31,11 +31,14 @@ def to_tensor(frames: np.ndarray) -> torch.Tensor:
 
 
 _PALETTE = torch.tensor([COLOURS[c] for c in state.COLOUR_NAMES], dtype=torch.float32)  # (8, 3)
+# then the stains' colours: a wipe is judged by how much stain is left, which these maps show
+_PALETTE = torch.cat([_PALETTE, torch.tensor(list(STAIN_COLOURS.values()), dtype=torch.float32)])
 IN_CHANNELS = 3 + len(_PALETTE) + 2
 
 
 def prepare(x: torch.Tensor, coords: torch.Tensor) -> torch.Tensor:
-    """(B, 3, S, S) -> (B, 13, S, S): RGB, one soft colour-match map per palette colour, x and y.
+    """(B, 3, S, S) -> (B, 16, S, S): RGB, one soft colour-match map per palette colour (the eight
+    object colours, then the three stain colours), x and y.
 
     Objects, zones and buttons are flat patches of eight named colours (under a mild lighting
     tint); handing the network how close each pixel is to each of them turns "where is the

@@ -3,8 +3,10 @@
 Each transition (two consecutive clip frames, 4 control steps apart) yields one statistic per
 rule, larger = less physical:
 
-  flip       max |change| of any presence probability: things appearing, vanishing, or (both
-             at once) an object changing colour
+  flip       max |change| of an object's presence probability: objects appearing, vanishing, or
+             (both at once) changing colour. Fixtures (zones, buttons, the drawer) are left out:
+             an object set down on its bowl covers it at 32x32 and the estimator then misses
+             the bowl (see state._seen), a legal event that this rule used to flag
   jump       max displacement of an object (world units): teleporting
   untouched  max displacement of an object that the end effector was nowhere near, nor
              stacked on anything: moving by itself
@@ -34,8 +36,6 @@ _OBJ_XY = np.array([[state.idx(c, "obj_x"), state.idx(c, "obj_y")] for c in _C])
 _STACK = np.array([state.idx(c, "obj_stacked") for c in _C])
 _ZONE_P = np.array([state.idx(c, "zone") for c in _C])
 _ZONE_XY = np.array([[state.idx(c, "zone_x"), state.idx(c, "zone_y")] for c in _C])
-_PRESENCE = np.concatenate([_OBJ_P, _ZONE_P, [state.idx(c, "button") for c in _C],
-                            [state.INDEX[k] for k in ("drawer", "beads", "stain")]])
 _EE = np.array([state.INDEX["ee_x"], state.INDEX["ee_y"]])
 _HELD = state.INDEX["held"]
 
@@ -73,7 +73,7 @@ def transition_stats(states: np.ndarray, touch: float = Thresholds.touch) -> dic
     zp, zxy, ee = s[:, _ZONE_P], s[:, _ZONE_XY] * sc, s[:, _EE] * sc
     out = {k: np.zeros(len(s) - 1) for k in RULES}
     for t in range(len(s) - 1):
-        out["flip"][t] = np.abs(s[t + 1, _PRESENCE] - s[t, _PRESENCE]).max()
+        out["flip"][t] = np.abs(s[t + 1, _OBJ_P] - s[t, _OBJ_P]).max()
         both = (p[t] > 0.5) & (p[t + 1] > 0.5)
         disp = np.linalg.norm(xy[t + 1] - xy[t], axis=-1)
         out["jump"][t] = disp[both].max(initial=0.0)

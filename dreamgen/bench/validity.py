@@ -183,15 +183,17 @@ def judge_truth_agreement(df: pd.DataFrame, if_col: str, n_boot: int = 2000, see
 
     Both scores are the mean of IF and PA: the judge's (if_col, 0/1 or a probability, and PA in
     [0, 1]) and the truth's (the simulator's success, 1 for a physically valid clip). Clips
-    without an IF truth (shuffled frames) are left out.
+    without an IF truth (shuffled frames) are left out. Undefined (NaN, with the reason) when
+    either side is constant or fewer than 3 clips remain.
     """
-    from .correlation import bench_policy_correlation
+    from .correlation import correlation_report
 
     g = df[df.if_truth.notna()]
     judge = (g[if_col].to_numpy(float) + g.pa.to_numpy(float)) / 2
     truth = (g.if_truth.to_numpy(float) + g.pa_truth.to_numpy(float)) / 2
-    r = bench_policy_correlation(judge, truth, n_boot, seed)
+    r = correlation_report(judge, truth, n_boot, seed)  # NaN with a reason when undefined (a constant side)
     return dict(pearson=r["pearson"], pearson_ci=list(r["pearson_ci"]), spearman=r["spearman"], n=r["n"],
+                defined=r["defined"], reason=r["reason"],
                 kinds={k: int(v) for k, v in g.kind.value_counts().sort_index().items()}, paper_pearson=0.94)
 
 
