@@ -62,21 +62,6 @@ def frame_pool(episodes: list[LabelledEpisode]) -> tuple[np.ndarray, np.ndarray,
             np.concatenate([e.masks for e in episodes]))
 
 
-def end_frames(episodes: list[LabelledEpisode], last: int = 3) -> np.ndarray:
-    """Indices into frame_pool(episodes) of each episode's first frame and its `last` final frames.
-
-    These are the frames a judge reads most (a clip's first and last), and the only ones that
-    show a task done: a block stacked, a button pressed, a stain gone. Drawn uniformly they are
-    a few percent of the pool, and an estimator then learns to answer "not yet" to every bit.
-    """
-    out, start = [], 0
-    for e in episodes:
-        n = len(e)
-        out += [start] + list(range(start + max(1, n - last), start + n))
-        start += n
-    return np.array(sorted(set(out)), np.int64)
-
-
 def augment(x: torch.Tensor, rng: np.random.Generator, noise: float = 0.03, gain: float = 0.08) -> torch.Tensor:
     """Per-image brightness/colour gain and pixel noise on (B, [T,] 3, S, S) in [0, 1].
 
@@ -89,18 +74,9 @@ def augment(x: torch.Tensor, rng: np.random.Generator, noise: float = 0.03, gain
     return (x * g + n).clamp(0, 1)
 
 
-def estimator_sampler(frames: np.ndarray, states: np.ndarray, masks: np.ndarray, batch_size: int,
-                      focus: np.ndarray | None = None, focus_share: float = 0.0):
-    """Batches of augmented frames; `focus_share` of each batch comes from the indices `focus`
-    (end_frames), the rest uniformly from the pool."""
-    if focus_share and (focus is None or not len(focus)):
-        raise ValueError("estimator_sampler: focus_share > 0 needs focus indices (judges.end_frames)")
-    n_focus = int(round(focus_share * batch_size))
-
+def estimator_sampler(frames: np.ndarray, states: np.ndarray, masks: np.ndarray, batch_size: int):
     def sample(rng: np.random.Generator, step: int) -> dict:
         i = rng.integers(len(frames), size=batch_size)
-        if n_focus:
-            i[:n_focus] = focus[rng.integers(len(focus), size=n_focus)]
         return dict(frames=augment(nets.to_tensor(frames[i]), rng), states=torch.from_numpy(states[i]),
                     masks=torch.from_numpy(masks[i]))
     return sample

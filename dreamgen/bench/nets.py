@@ -16,6 +16,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from dreamgen.world.behaviours import BEHAVIOURS
 from dreamgen.world.language import COLOURS, STAIN_COLOURS
 
 from . import state
@@ -249,9 +250,6 @@ class SuccessConfig:
     hidden: int = 128
 
 
-N_BEHAVIOURS = 10  # dreamgen.world.behaviours.BEHAVIOURS, in order
-
-
 class SuccessNet(nn.Module):
     """(first, last frames (B, 3, S, S), colour slots (B, 2), behaviour index (B,)) -> logit (B,):
     does the last frame show the instruction done, starting from the first?
@@ -259,7 +257,7 @@ class SuccessNet(nn.Module):
     The IF judge as a VLM answers it, learned: both frames with their colour-match maps, and two
     maps of the colours the instruction names (the object, then its target) in each frame, go
     through a small translation-equivariant conv net whose max- and mean-pooled features give one
-    logit per behaviour; the clip's own behaviour picks its logit. Success is judged where it is
+    logit per behaviour (BEHAVIOURS order); the clip's own behaviour picks its logit. Success is judged where it is
     visible (a block on a block, a ring around a pressed button, beads in a tray, a stain gone)
     instead of through a state vector whose every entry must be right.
     """
@@ -271,7 +269,7 @@ class SuccessNet(nn.Module):
         chans = [(2 * IN_CHANNELS + 4, w, 1), (w, 2 * w, 2), (2 * w, 2 * w, 1), (2 * w, 4 * w, 2), (4 * w, 4 * w, 1)]
         self.convs = nn.ModuleList(nn.Conv2d(a, b, 3, st, 1) for a, b, st in chans)
         self.norms = nn.ModuleList(nn.GroupNorm(8 if b % 8 == 0 else 1, b) for _, b, _ in chans)
-        self.head = nn.Sequential(nn.Linear(8 * w, cfg.hidden), nn.SiLU(), nn.Linear(cfg.hidden, N_BEHAVIOURS))
+        self.head = nn.Sequential(nn.Linear(8 * w, cfg.hidden), nn.SiLU(), nn.Linear(cfg.hidden, len(BEHAVIOURS)))
         g = torch.linspace(-1, 1, cfg.image_size)
         self.register_buffer("coords", torch.stack(torch.meshgrid(g, g, indexing="xy")), persistent=False)
 
