@@ -516,3 +516,41 @@ def test_degraded_clips_and_judge_truth_agreement():
     df.loc[:20, "if_state"] = 1 - df.loc[:20, "if_state"]  # about 10% of the judge's answers wrong
     a = validity.judge_truth_agreement(df, "if_state", n_boot=200)
     assert 0.6 < a["pearson"] < 0.95 and a["pearson_ci"][0] < a["pearson"] < a["pearson_ci"][1] and a["n"] == 200
+
+
+def test_named_colours_are_seen_through_lighting_tints_and_ground_the_success_judge(clean):
+    table = np.full((2, 32, 32, 3), 200, np.uint8)                # a grey table
+    clip = table.copy()
+    clip[:, 10:13, 10:13] = (41, 90, 156)                         # a blue bowl under warm light
+    assert nets.colour_pixels(clip, "blue").tolist() == [9, 9]
+    assert nets.colour_pixels(clip, "red").tolist() == [0, 0] and nets.colour_pixels(table, "blue").max() == 0
+    with pytest.raises(ValueError, match="unknown colour"):
+        nets.colour_pixels(clip, "mauve")
+    seen = nets.named_colours_seen(np.stack([clip, table]), ["rotate the blue bar", "rotate the blue bar"])
+    assert seen.tolist() == [True, False]
+    # every simulated clip shows the colours its own instruction names
+    clips = np.stack([e.frames[simulate.clip_indices(len(e), **CLIP)] for e in clean])
+    assert nets.named_colours_seen(clips, [e.task for e in clean]).all()
+
+
+def test_pa_reversal_flags_an_arm_that_jitters_back_and_forth():
+    s = np.zeros((5, state.DIM), np.float32)
+    ee = [state.INDEX["ee_x"], state.INDEX["ee_y"]]
+    s[:, ee] = np.stack([np.linspace(0.2, 0.6, 5), np.full(5, 0.5)], -1)       # a straight reach: 10 units a move
+    assert physics.physics_alignment(s, physics.Thresholds())[0] == 1.0
+    s[:, ee[0]] = [0.2, 0.35, 0.2, 0.35, 0.2]                                     # 15 units there and back, twice
+    pa, v = physics.physics_alignment(s, physics.Thresholds())
+    r = physics.RULES.index("reversal")
+    assert not v[0, r] and v[1:, r].all() and pa == 0.25
+
+
+def test_pa_appear_needs_an_object_absent_so_far_and_present_from_then_on():
+    s = np.zeros((4, state.DIM), np.float32)
+    s[:, [state.INDEX["ee_x"], state.INDEX["ee_y"]]] = 0.2
+    s[:, [state.idx("red", "obj_x"), state.idx("red", "obj_y")]] = 0.7
+    a = physics.RULES.index("appear")
+    s[:, state.idx("red", "obj")] = [0, 0, 1, 1]       # made from nothing at the second transition
+    v = physics.physics_alignment(s, physics.Thresholds())[1]
+    assert v[:, a].tolist() == [False, True, False]
+    s[:, state.idx("red", "obj")] = [0, 1, 0, 1]       # flicker: no frame after the first keeps it for good
+    assert physics.transition_stats(s)["appear"].max() == 0.0

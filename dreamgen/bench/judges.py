@@ -243,7 +243,8 @@ class Judges:
 
     def judge(self, clips: np.ndarray, behaviours: list[str], instructions: list[str]) -> list[dict]:
         """clips uint8 (N, T, S, S, 3) -> per clip: if_state (0/1), if_classifier and if_success
-        (probabilities; NaN without that judge), pa (fraction of clean transitions) and the number
+        (probabilities; NaN without that judge; if_success is 0 where a colour the instruction names
+        shows nowhere in the clip, if_grounded 0), pa (fraction of clean transitions) and the number
         of transitions each PA rule flagged."""
         nets.check_frames(clips, self.image_size)
         if clips.ndim != 5 or clips.shape[1] < 2:
@@ -259,13 +260,15 @@ class Judges:
             if unknown:
                 raise ValueError(f"unknown behaviours {unknown}; valid: {BEHAVIOURS}")
             done_p = self.success.prob(clips[:, 0], clips[:, -1], instructions, [BEHAVIOURS.index(b) for b in behaviours])
+            grounded = nets.named_colours_seen(clips, instructions)
+            done_p = done_p * grounded  # nothing of a named colour in the clip: not done, whatever the net says
         else:
-            done_p = np.full(n, np.nan)
+            done_p, grounded = np.full(n, np.nan), np.ones(n, bool)
         rows = []
         for k in range(n):
             pa, v = physics.physics_alignment(est[k], self.thresholds)
             done = state.instruction_success(behaviours[k], instructions[k], est[k][0], est[k][-1], self.if_slack)
             rows.append(dict(if_state=float(done),
-                             if_classifier=float(probs[k]), if_success=float(done_p[k]), pa=pa,
+                             if_classifier=float(probs[k]), if_success=float(done_p[k]), if_grounded=float(grounded[k]), pa=pa,
                              **{f"pa_{r}": int(v[:, j].sum()) for j, r in enumerate(physics.RULES)}))
         return rows

@@ -303,6 +303,45 @@ class SuccessNet(nn.Module):
         return torch.cat(out).numpy()
 
 
+_NAMED = list({**COLOURS, **STAIN_COLOURS})
+_NAMED_RGB = np.array([{**COLOURS, **STAIN_COLOURS}[c] for c in _NAMED], np.float32)  # (11, 3)
+
+
+def colour_pixels(clips: np.ndarray, colour: str, reach: float = 0.35, chroma: float = 0.1) -> np.ndarray:
+    """uint8 frames (..., S, S, 3) -> (...) pixels per frame that could show a named colour.
+
+    Compared by hue, not raw RGB: each pixel and colour divided by its brightest channel, because
+    the environments' lighting tints and shading move a colour by up to about 0.3 in RGB (a blue
+    bowl under warm light: (41, 90, 156) for (35, 91, 234)) but keep its hue. A pixel counts for
+    a chromatic colour within `reach` of its hue and saturated (max - min channel >= chroma),
+    which keeps the grey and wooden tables and the silver arm out; for black, dark and grey.
+    """
+    if colour not in _NAMED:
+        raise ValueError(f"unknown colour {colour!r}; named colours: {_NAMED}")
+    x = clips.astype(np.float32) / 255.0
+    rgb = _NAMED_RGB[_NAMED.index(colour)]
+    top, spread = x.max(-1), np.ptp(x, axis=-1)
+    if np.ptp(rgb) < chroma:  # black
+        return ((top < rgb.max() + 0.15) & (spread < chroma)).sum((-2, -1))
+    hue = x / np.maximum(top, 1e-3)[..., None]
+    hit = (((hue - rgb / rgb.max()) ** 2).sum(-1) < reach ** 2) & (spread >= chroma)
+    return hit.sum((-2, -1))
+
+
+def named_colours_seen(clips: np.ndarray, instructions, min_pixels: int = 1) -> np.ndarray:
+    """(N,) bool: every colour an instruction names shows in at least one frame of its clip
+    (>= min_pixels pixels). An instruction about a blue bar cannot be done in a clip without
+    anything blue, whatever the success net reads from the frames' layout: the grounding a
+    VLM judge applies first."""
+    if len(clips) != len(instructions):
+        raise ValueError(f"{len(clips)} clips but {len(instructions)} instructions")
+    seen = np.ones(len(clips), bool)
+    for n, text in enumerate(instructions):
+        for c in set(state.instruction_colours(text)):
+            seen[n] &= bool(colour_pixels(clips[n], c).max() >= min_pixels)
+    return seen
+
+
 def check_frames(frames: np.ndarray, image_size: int) -> None:
     """Raise a clear ValueError unless frames are uint8 (..., image_size, image_size, 3)."""
     if not isinstance(frames, np.ndarray) or frames.dtype != np.uint8 or frames.ndim < 3 or frames.shape[-1] != 3:

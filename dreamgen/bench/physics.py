@@ -13,6 +13,13 @@ rule, larger = less physical:
   static     max displacement of a zone (bowls, mats, trays never move)
   ee_jump    displacement of the end effector beyond its speed limit
   overlap    how far two table-level objects are inside each other's reach (20 - distance)
+  appear     how surely an object that no earlier frame showed is there in every later one (the
+             smallest presence from t+1 on minus the largest up to t): a thing made from
+             nothing, or a recolour's new colour. Persistence, unlike flip, ignores the
+             estimator's one-frame flicker
+  reversal   how far the end effector doubles back: the shorter of two consecutive moves whose
+             directions are more than 120 degrees apart. The expert's paths rarely turn back
+             on themselves; frames out of order make the arm jitter back and forth
 
 A rule fires when its statistic exceeds its threshold. Thresholds start from the world's
 physics (speed limits, object sizes) and are raised until a set share of clean held-out clips
@@ -29,7 +36,7 @@ from dreamgen.world.physics import DT, VMAX
 
 from . import state
 
-RULES = ("flip", "jump", "untouched", "static", "ee_jump", "overlap")
+RULES = ("flip", "jump", "untouched", "static", "ee_jump", "overlap", "appear", "reversal")
 _C = state.COLOUR_NAMES
 _OBJ_P = np.array([state.idx(c, "obj") for c in _C])
 _OBJ_XY = np.array([[state.idx(c, "obj_x"), state.idx(c, "obj_y")] for c in _C])
@@ -50,6 +57,8 @@ class Thresholds:
     static: float = 4.0
     ee_jump: float = 4 * VMAX * DT + 5.0
     overlap: float = 10.0    # centres closer than 10 units: two 10-unit objects inside each other
+    appear: float = 0.5
+    reversal: float = 8.0    # a prior well under one transition's reach (20 units): calibration raises it
     touch: float = 14.0      # the ee "touches" an object within this distance (half-diagonal + pusher)
 
     def to_dict(self) -> dict:
@@ -90,6 +99,12 @@ def transition_stats(states: np.ndarray, touch: float = Thresholds.touch) -> dic
         if len(q) > 1:
             d = np.linalg.norm(q[:, None] - q[None], axis=-1) + np.eye(len(q)) * 1e9
             out["overlap"][t] = max(0.0, 20.0 - d.min())
+    for t in range(len(s) - 1):
+        out["appear"][t] = (p[t + 1:].min(0) - p[: t + 1].max(0)).max()
+    d = np.diff(ee, axis=0)
+    n = np.linalg.norm(d, axis=-1)
+    cos = (d[:-1] * d[1:]).sum(-1) / np.maximum(n[:-1] * n[1:], 1e-9)
+    out["reversal"][1:] = np.where(cos < -0.5, np.minimum(n[:-1], n[1:]), 0.0)
     return out
 
 
