@@ -43,7 +43,7 @@ class PolicyActor:
     """A trained policy (folder of dreamgen.policy.config.save_policy) as an actor."""
 
     def __init__(self, folder_or_model):
-        from dreamgen.policy.config import load_policy
+        from dreamgen.policy.models import load_policy
 
         self.model = load_policy(folder_or_model) if isinstance(folder_or_model, str) else folder_or_model.eval()
         self.cfg = self.model.cfg

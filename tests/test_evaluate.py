@@ -5,7 +5,8 @@ import torch
 
 from dreamgen import evaluate as ev
 from dreamgen.collect import WorldConfig
-from dreamgen.policy.config import PolicyConfig, PolicyError, build, save_policy
+from dreamgen.policy.config import PolicyConfig, PolicyError, save_policy
+from dreamgen.policy.models import build
 
 torch.set_num_threads(1)
 WORLD = WorldConfig(image_size=32, supersample=1, max_steps=60)

@@ -7,7 +7,8 @@ from dreamgen import data
 from dreamgen.actions.label import add_vector_column
 from dreamgen.episode import Episode
 from dreamgen.policy import pipeline, windows as W
-from dreamgen.policy.config import PolicyConfig, PolicyError, build, load_policy, save_policy
+from dreamgen.policy.config import PolicyConfig, PolicyError, save_policy
+from dreamgen.policy.models import build, load_policy
 from dreamgen.training import TrainConfig
 
 torch.set_num_threads(1)
@@ -356,3 +357,19 @@ def test_idm_arm_without_or_with_foreign_labels_is_refused(datasets, idm_real, t
                                  episodes=[0, 1], force_mode="strided")
     with pytest.raises(PolicyError, match=r"episodes \[2, 4\] .* not labelled"):
         pipeline.prepare_arm(arm, tiny_cfg(), str(real), str(neural), 0.5, False, idm_real_path=str(tmp_path / "part"))
+
+
+def test_policy_config_does_not_import_the_models():
+    """config -> models was an import circle (models imports config); the config stays model-free."""
+    import subprocess
+    import sys
+
+    code = "import sys, dreamgen.policy.config; assert 'dreamgen.policy.models' not in sys.modules"
+    subprocess.run([sys.executable, "-c", code], check=True)
+    import ast
+    import inspect
+
+    import dreamgen.policy.config as config
+    names = {a.name for n in ast.walk(ast.parse(inspect.getsource(config))) if isinstance(n, ast.ImportFrom)
+             and n.module and n.module.startswith("dreamgen") for a in n.names}
+    assert not names & {"DiffusionPolicy", "FlowPolicy", "build", "load_policy"}

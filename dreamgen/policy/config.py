@@ -1,4 +1,4 @@
-"""A policy's configuration (what it was trained for) and saving/loading it.
+"""A policy's configuration (what it was trained for) and saving it; `models.load_policy` loads one.
 
 The config travels with the weights, so evaluation can refuse an embodiment, image size or
 action layout the policy was not trained for before running any episode.
@@ -54,12 +54,6 @@ class PolicyConfig:
         return len(self.state_names)
 
 
-def build(cfg: PolicyConfig) -> torch.nn.Module:
-    from dreamgen.policy.models import DiffusionPolicy, FlowPolicy
-
-    return DiffusionPolicy(cfg) if cfg.family == "dp" else FlowPolicy(cfg)
-
-
 def save_policy(model, folder) -> Path:
     """Write policy.json (config, readable without torch) and policy.pt (weights)."""
     folder = Path(folder)
@@ -73,12 +67,9 @@ def load_config(folder) -> PolicyConfig:
     path = Path(folder) / CONFIG_FILE
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no policy here; train one with the train_policy stage")
-    raw = json.loads(path.read_text())
+    try:
+        raw = json.loads(path.read_text())
+    except json.JSONDecodeError as e:
+        raise PolicyError(f"{path}: not valid JSON ({e}); re-train the policy with the train_policy stage") from None
     raw["action_names"], raw["state_names"] = tuple(raw["action_names"]), tuple(raw["state_names"])
     return PolicyConfig(**raw)
-
-
-def load_policy(folder):
-    model = build(load_config(folder))
-    model.load_state_dict(torch.load(Path(folder) / WEIGHTS_FILE, map_location="cpu"))
-    return model.eval()

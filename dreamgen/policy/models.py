@@ -11,12 +11,14 @@ Batch (every tensor on the same device):
 """
 from __future__ import annotations
 
+from pathlib import Path
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from dreamgen.actions.idm import _time_embedding  # the IDM's sinusoidal embedding of t in [0, 1]
-from dreamgen.policy.config import PolicyConfig
+from dreamgen.policy.config import WEIGHTS_FILE, PolicyConfig, PolicyError, load_config
 
 TIME_DIM = 64  # size of _time_embedding's output
 
@@ -210,3 +212,23 @@ class FlowPolicy(nn.Module):
         for i in range(cfg.inference_steps):
             x = x + dt * self.velocity(x, torch.full((b,), i * dt, device=obs.device), obs)
         return x.clamp(-1, 1)
+
+
+def build(cfg: PolicyConfig) -> nn.Module:
+    """An untrained policy of cfg's family."""
+    return DiffusionPolicy(cfg) if cfg.family == "dp" else FlowPolicy(cfg)
+
+
+def load_policy(folder) -> nn.Module:
+    """The policy saved in folder (`config.save_policy`), in eval mode."""
+    model = build(load_config(folder))
+    path = Path(folder) / WEIGHTS_FILE
+    try:
+        state = torch.load(path, map_location="cpu")
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{path}: no weights beside policy.json; train one with the train_policy stage") from None
+    except Exception as e:  # torch raises pickle/zip errors of several kinds for a damaged file
+        raise PolicyError(f"{path}: not a policy checkpoint ({type(e).__name__}); re-train the policy with the "
+                          f"train_policy stage") from None
+    model.load_state_dict(state)
+    return model.eval()

@@ -9,7 +9,8 @@ import torch
 
 from dreamgen import data
 from dreamgen.policy import windows as W
-from dreamgen.policy.config import PolicyConfig, PolicyError, build, save_policy
+from dreamgen.policy.config import PolicyConfig, PolicyError, save_policy
+from dreamgen.policy.models import build
 from dreamgen.training import TrainConfig, train
 
 
