@@ -554,3 +554,18 @@ def test_pa_appear_needs_an_object_absent_so_far_and_present_from_then_on():
     assert v[:, a].tolist() == [False, True, False]
     s[:, state.idx("red", "obj")] = [0, 1, 0, 1]       # flicker: no frame after the first keeps it for good
     assert physics.transition_stats(s)["appear"].max() == 0.0
+
+
+def test_pa_undo_flags_a_stain_growing_back_and_a_button_unpressing():
+    s = np.zeros((4, state.DIM), np.float32)
+    s[:, [state.INDEX["ee_x"], state.INDEX["ee_y"]]] = 0.5
+    s[:, state.INDEX["stain"]] = 1
+    s[:, state.INDEX["stain_mass"]] = [1.0, 0.6, 0.2, 0.2]          # wiped down: valid
+    u = physics.RULES.index("undo")
+    assert physics.physics_alignment(s, physics.Thresholds())[0] == 1.0
+    s[3, state.INDEX["stain_mass"]] = 0.7                            # the stain grows back
+    assert physics.physics_alignment(s, physics.Thresholds())[1][:, u].tolist() == [False, False, True]
+    s[:, state.INDEX["stain"]] = 0
+    s[:, state.idx("cyan", "button")] = 1
+    s[:, state.idx("cyan", "button_pressed")] = [0, 1, 1, 0]        # a latched button comes back up
+    assert physics.physics_alignment(s, physics.Thresholds())[1][:, u].tolist() == [False, False, True]

@@ -17,6 +17,8 @@ rule, larger = less physical:
              smallest presence from t+1 on minus the largest up to t): a thing made from
              nothing, or a recolour's new colour. Persistence, unlike flip, ignores the
              estimator's one-frame flicker
+  undo       how far something irreversible is undone: the stain growing back above its lowest
+             amount so far, or a pressed button (they latch) losing its pressed state
   reversal   how far the end effector doubles back: the shorter of two consecutive moves whose
              directions are more than 120 degrees apart. The expert's paths rarely turn back
              on themselves; frames out of order make the arm jitter back and forth
@@ -36,7 +38,7 @@ from dreamgen.world.physics import DT, VMAX
 
 from . import state
 
-RULES = ("flip", "jump", "untouched", "static", "ee_jump", "overlap", "appear", "reversal")
+RULES = ("flip", "jump", "untouched", "static", "ee_jump", "overlap", "appear", "undo", "reversal")
 _C = state.COLOUR_NAMES
 _OBJ_P = np.array([state.idx(c, "obj") for c in _C])
 _OBJ_XY = np.array([[state.idx(c, "obj_x"), state.idx(c, "obj_y")] for c in _C])
@@ -45,6 +47,9 @@ _ZONE_P = np.array([state.idx(c, "zone") for c in _C])
 _ZONE_XY = np.array([[state.idx(c, "zone_x"), state.idx(c, "zone_y")] for c in _C])
 _EE = np.array([state.INDEX["ee_x"], state.INDEX["ee_y"]])
 _HELD = state.INDEX["held"]
+_PRESSED = np.array([state.idx(c, "button_pressed") for c in _C])
+_BUTTON = np.array([state.idx(c, "button") for c in _C])
+_STAIN, _STAIN_MASS = state.INDEX["stain"], state.INDEX["stain_mass"]
 
 
 @dataclass(frozen=True)
@@ -58,6 +63,7 @@ class Thresholds:
     ee_jump: float = 4 * VMAX * DT + 5.0
     overlap: float = 10.0    # centres closer than 10 units: two 10-unit objects inside each other
     appear: float = 0.5
+    undo: float = 0.05       # physics allows none (buttons latch, a stain only shrinks): the prior is noise
     reversal: float = 8.0    # a prior well under one transition's reach (20 units): calibration raises it
     touch: float = 14.0      # the ee "touches" an object within this distance (half-diagonal + pusher)
 
@@ -99,8 +105,11 @@ def transition_stats(states: np.ndarray, touch: float = Thresholds.touch) -> dic
         if len(q) > 1:
             d = np.linalg.norm(q[:, None] - q[None], axis=-1) + np.eye(len(q)) * 1e9
             out["overlap"][t] = max(0.0, 20.0 - d.min())
+    stain = s[:, _STAIN_MASS] * (s[:, _STAIN] > 0.5)
+    pressed = s[:, _PRESSED] * (s[:, _BUTTON] > 0.5)
     for t in range(len(s) - 1):
         out["appear"][t] = (p[t + 1:].min(0) - p[: t + 1].max(0)).max()
+        out["undo"][t] = max(stain[t + 1] - stain[: t + 1].min(), (pressed[: t + 1].max(0) - pressed[t + 1]).max())
     d = np.diff(ee, axis=0)
     n = np.linalg.norm(d, axis=-1)
     cos = (d[:-1] * d[1:]).sum(-1) / np.maximum(n[:-1] * n[1:], 1e-9)
