@@ -159,6 +159,12 @@ class PretrainWorldModelParams:
     num_frames: int = key("frames per clip, the first being the condition", lo=2, hi=64)
     frame_stride: int = key("control steps between clip frames; the IDM labels pairs this far apart", lo=1, hi=20)
     image_size: int = key("frame size the model sees; the world's frames are area-downsampled to it", lo=8, hi=256)
+    arch: str = key("denoiser: 'unet' (a conv UNet2DConditionModel over the frames stacked as channels, the mini "
+                    "model) or 'wan' (a small WanTransformer3DModel, the paper's class)", choices=("unet", "wan"))
+    unet_blocks: list[int] = key("U-Net channels per resolution level (arch unet); each level halves the frame",
+                                 lo=8, hi=1024)
+    unet_layers_per_block: int = key("resnet layers per U-Net level (arch unet)", lo=1, hi=8)
+    small_unet_blocks: list[int] = key("U-Net channels per level of the smaller model (arch unet)", lo=8, hi=1024)
     patch: int = key("spatial patch size of the transformer (tokens = (image_size/patch)^2 per frame)", lo=1, hi=16)
     width: int = key("transformer width (heads x head size)", lo=8)
     heads: int = key("attention heads", lo=1)
@@ -175,6 +181,11 @@ class PretrainWorldModelParams:
                              lo=0.1, hi=20.0)
     motion_weight: float = key("extra loss weight on pixels that change from the first frame; 0 = plain MSE; "
                                "fine-tunes inherit it", lo=0.0, hi=100.0)
+    loss: str = key("space of the training MSE: the flow velocity, or the clean clip itself (x0, needs prediction "
+                    "x0); fine-tunes inherit it", choices=("velocity", "x0"))
+    train_times: str = key("how training draws flow times: 'shift' (uniform warped by train_shift) or "
+                           "'logit_normal' (most in the middle); fine-tunes inherit it",
+                           choices=("shift", "logit_normal"))
     p_drop_text: float = key("probability of dropping the instruction in training (classifier-free guidance)", lo=0.0, hi=1.0)
     max_text_tokens: int = key("instruction tokens the model attends to", lo=4, hi=128)
     steps: int = key("optimizer steps", lo=1)
@@ -194,6 +205,29 @@ class PretrainWorldModelParams:
     small_model_dir: str = key("the smaller base world model, saved the same way")
     metrics_path: str = key("DVC metrics file of this stage")
     figures_dir: str = key("folder of this stage's figures")
+
+    def cross_problems(self) -> list[str]:
+        """What the keys get wrong together (validate adds the stage name)."""
+        out = []
+        if self.loss == "x0" and self.prediction != "x0":
+            out.append("loss: 'x0' needs the denoiser to output the clean clip. Fix: set prediction to x0, or loss "
+                       "to velocity")
+        if self.arch == "unet":
+            factor = 2 ** (len(self.unet_blocks) - 1)
+            for name in ("unet_blocks", "small_unet_blocks"):
+                blocks = getattr(self, name)
+                if len(blocks) < 2:
+                    out.append(f"{name}: {blocks} needs at least 2 levels. Fix: e.g. [32, 64, 64]")
+                elif any(b % 8 for b in blocks):
+                    out.append(f"{name}: {blocks}: every width must be a multiple of 8 (GroupNorm groups and "
+                               "attention heads). Fix: round them to multiples of 8")
+            if len(self.small_unet_blocks) != len(self.unet_blocks):
+                out.append(f"small_unet_blocks: {len(self.small_unet_blocks)} levels, but unet_blocks has "
+                           f"{len(self.unet_blocks)}. Fix: give both the same number of levels")
+            if self.image_size % factor:
+                out.append(f"image_size: {self.image_size} does not halve {len(self.unet_blocks) - 1} times for the "
+                           f"U-Net's levels. Fix: use a multiple of {factor}")
+        return out
 
 
 @dataclass(frozen=True)

@@ -6,15 +6,17 @@ import pytest
 import torch
 
 from dreamgen.training import TrainConfig
-from dreamgen.world_model import (ClipBank, ClipSpec, DenoiserConfig, DreamGenVideoPipeline, build_pipeline,
-                                  clip_indices, continuation_report, copy_first, fit, load_pipeline,
-                                  motion_check, resize_frames)
+from dreamgen.world_model import (ClipBank, ClipSpec, DenoiserConfig, DreamGenVideoPipeline, UNetConfig,
+                                  build_pipeline, clip_indices, continuation_report, copy_first, fit,
+                                  frames_in_place, load_pipeline, motion_check, resize_frames)
 from dreamgen.world_model.fit import make_sampler
 from dreamgen.world_model.model import FlowMatchingVideoModel
 from dreamgen.world_model.text import text_model_dir
 
 SPEC = ClipSpec(num_frames=4, frame_stride=2, image_size=16)
 TINY = DenoiserConfig(patch=4, width=16, heads=2, layers=1, text_dim=32, freq_dim=16)
+TINY_UNET = UNetConfig(blocks=(8, 16), head_dim=8, norm_groups=8, text_dim=32)
+BOTH = pytest.mark.parametrize("denoiser", [TINY, TINY_UNET], ids=["wan", "unet"])
 
 
 def tiny_text_encoder():
@@ -49,9 +51,9 @@ def bank():
     return ClipBank(SPEC, eps, tasks, [{} for _ in eps])
 
 
-def new_pipe(text, seed=0, **kw):
+def new_pipe(text, seed=0, denoiser=TINY, **kw):
     torch.manual_seed(seed)
-    return build_pipeline(TINY, SPEC, text=text, **kw)
+    return build_pipeline(denoiser, SPEC, text=text, **kw)
 
 
 def test_clip_indices_hold_last_frame_and_resize_averages():
@@ -65,8 +67,9 @@ def test_clip_indices_hold_last_frame_and_resize_averages():
         resize_frames(np.zeros((5, 5, 3), np.uint8), 2)
 
 
-def test_training_lowers_the_loss_on_a_tiny_batch(text, bank):
-    pipe = new_pipe(text)
+@BOTH
+def test_training_lowers_the_loss_on_a_tiny_batch(text, bank, denoiser):
+    pipe = new_pipe(text, denoiser=denoiser)
     model = FlowMatchingVideoModel(pipe.transformer.requires_grad_(True))
     sample = make_sampler(pipe, bank, batch_size=4, p_drop_text=0.0, shift=1.0)
     batch = sample(np.random.default_rng(0), 0)
@@ -81,8 +84,9 @@ def test_training_lowers_the_loss_on_a_tiny_batch(text, bank):
     assert losses[-1] < 0.7 * losses[0], losses
 
 
-def test_samples_keep_the_first_frame_and_save_load_round_trip(text, bank, tmp_path):
-    pipe = new_pipe(text)
+@BOTH
+def test_samples_keep_the_first_frame_and_save_load_round_trip(text, bank, tmp_path, denoiser):
+    pipe = new_pipe(text, denoiser=denoiser)
     image = np.stack([bank.clip(0)[0], bank.clip(1)[0]])
     out = pipe(image, ["move right", "move down"], num_inference_steps=3,
                generator=torch.Generator().manual_seed(7)).frames
@@ -209,10 +213,11 @@ def test_metrics_copy_baseline_and_motion_check():
     assert motion_check(real[::-1], real)["hit"] == 0.0  # right-mover vs down-mover end far apart
 
 
-def test_lora_adapter_trains_saves_apart_and_loads(text, bank, tmp_path):
+@BOTH
+def test_lora_adapter_trains_saves_apart_and_loads(text, bank, tmp_path, denoiser):
     from dreamgen.world_model import lora
 
-    base = new_pipe(text)
+    base = new_pipe(text, denoiser=denoiser)
     base.save_pretrained(tmp_path / "base")
     fingerprint = lora.base_fingerprint(base.transformer)
     before = {k: v.clone() for k, v in base.transformer.state_dict().items()}
@@ -236,7 +241,7 @@ def test_lora_adapter_trains_saves_apart_and_loads(text, bank, tmp_path):
     with pytest.raises(ValueError, match=r"save_adapter: .* no LoRA adapter; add one first \(add_lora\)"):
         lora.save_adapter(load_pipeline(tmp_path / "base"), tmp_path / "nothing", fingerprint)
     with pytest.raises(ValueError, match="trained on base model"):
-        lora.load_adapter(new_pipe(text, seed=3), tmp_path / "adapter")
+        lora.load_adapter(new_pipe(text, seed=3, denoiser=denoiser), tmp_path / "adapter")
 
 
 def test_model_card_ignores_diffusers_bookkeeping_order(text):
@@ -268,10 +273,11 @@ def test_fingerprint_does_not_depend_on_the_thread_count(text):
     assert lora.base_fingerprint(pipe.transformer) != one
 
 
-def test_variants_full_and_lora_load_onto_their_base_only(text, bank, tmp_path):
+@BOTH
+def test_variants_full_and_lora_load_onto_their_base_only(text, bank, tmp_path, denoiser):
     from dreamgen.world_model import lora, variants
 
-    base = new_pipe(text)
+    base = new_pipe(text, denoiser=denoiser)
     base.save_pretrained(tmp_path / "base")
     cfg = TrainConfig(steps=3, lr=1e-2, seed=0, ckpt_every=10, log_every=1)
     image = bank.clip(0)[0]
@@ -291,7 +297,7 @@ def test_variants_full_and_lora_load_onto_their_base_only(text, bank, tmp_path):
         assert info["kind"] == kind and info["meta"]["trained_pairs"] == [["pick_place", 0]]
         got = pipe(image, "move right", num_inference_steps=2, generator=gen()).frames
         assert (got == made[kind]).all() and not (got == plain).all()
-    other = new_pipe(text, seed=5)
+    other = new_pipe(text, seed=5, denoiser=denoiser)
     other.save_pretrained(tmp_path / "other")
     for kind in ("lora", "full"):
         with pytest.raises(ValueError, match="base model"):
@@ -399,20 +405,22 @@ def test_motion_weight_changes_the_loss_and_fine_tunes_inherit_the_recipe(text, 
 
     from dreamgen.world_model import variants
 
+    old = dict(loss="velocity", times="shift")  # the recipe of models made before those two keys
     pipe = new_pipe(text, train_shift=1.0, motion_weight=4.0)
-    assert pipe.training_recipe == dict(shift=1.0, motion_weight=4.0)
-    assert new_pipe(text).training_recipe == dict(shift=3.0, motion_weight=0.0)  # older models: the sampler's shift
+    assert pipe.training_recipe == dict(shift=1.0, motion_weight=4.0, **old)
+    assert new_pipe(text).training_recipe == dict(shift=3.0, motion_weight=0.0, **old)  # the sampler's shift
     batch = make_sampler(pipe, bank, 4, 0.0, 1.0)(np.random.default_rng(0), 0)
     plain = FlowMatchingVideoModel(pipe.transformer).loss(batch)[0]
     weighted = FlowMatchingVideoModel(pipe.transformer, motion_weight=4.0).loss(batch)[0]
     assert not torch.isclose(plain, weighted)
     pipe.save_pretrained(tmp_path / "base")
-    assert load_pipeline(tmp_path / "base").training_recipe == dict(shift=1.0, motion_weight=4.0)
+    assert load_pipeline(tmp_path / "base").training_recipe == dict(shift=1.0, motion_weight=4.0, **old)
     seen = {}
     fit_mod = importlib.import_module("dreamgen.world_model.fit")  # the module, not the function it exports
     real = fit_mod.make_sampler
     monkeypatch.setattr(fit_mod, "make_sampler",
-                        lambda p, b, bs, pd, shift: seen.setdefault("shift", shift) and real(p, b, bs, pd, shift))
+                        lambda p, b, bs, pd, shift, times: seen.setdefault("shift", shift) and real(p, b, bs, pd, shift,
+                                                                                                  times))
     variants.finetune(tmp_path / "base", "lora", bank, TrainConfig(steps=1, lr=1e-3, seed=0, ckpt_every=5),
                       tmp_path / "ckpt", batch_size=2, p_drop_text=0.0, rank=2)
     assert seen["shift"] == 1.0
@@ -457,3 +465,56 @@ def test_a_smaller_model_loads_as_a_variant_only_under_the_same_pipeline_setting
         variants.load_variant(tmp_path / "other", tmp_path / "small")
     with pytest.raises(ValueError, match="kind must be"):
         variants.save_full(pipe, tmp_path / "x", fp, kind="lora")
+
+
+def test_unet_sees_the_frames_as_channels_and_keeps_frame_zero_exact(text, bank):
+    """The U-Net's input is (first frame, noisy frames 1..T-1) as channels; its frame 0 is given, so
+    the x0 loss and the velocity loss both ignore it, and the clip length is fixed by the channels."""
+    pipe = new_pipe(text, denoiser=TINY_UNET, loss="x0", train_times="logit_normal")
+    tc = pipe.transformer.config
+    assert (tc.in_channels, tc.out_channels) == (3 * SPEC.num_frames, 3 * (SPEC.num_frames - 1))
+    assert pipe.training_recipe == dict(shift=3.0, motion_weight=0.0, loss="x0", times="logit_normal")
+    model = FlowMatchingVideoModel(pipe.transformer, prediction="x0", loss="x0")
+    x = torch.rand(2, 3, SPEC.num_frames, 16, 16) * 2 - 1
+    noise = torch.randn_like(x)
+    t = torch.tensor([0.3, 0.9])
+    noisy = (1 - t)[:, None, None, None, None] * (x - x[:, :, :1]) + t[:, None, None, None, None] * noise
+    out = model.raw(noisy, x[:, :, 0], t, torch.zeros(2, 4, 32))
+    assert out.shape == x.shape and (out[:, :, 0] == 0).all()
+    v = FlowMatchingVideoModel(pipe.transformer, prediction="velocity").velocity(noisy, x[:, :, 0], t, torch.zeros(2, 4, 32))
+    assert torch.allclose(v[:, :, 0], noise[:, :, 0], atol=1e-5), "frame 0's velocity is known exactly"
+    with pytest.raises(ValueError, match="exactly 4 frames"):
+        pipe(bank.clip(0)[0], "move right", num_frames=6, num_inference_steps=1)
+    with pytest.raises(ValueError, match="needs prediction 'x0'"):
+        new_pipe(text, denoiser=TINY_UNET, loss="x0", prediction="velocity")
+    sample = make_sampler(pipe, bank, batch_size=256, p_drop_text=0.0, shift=3.0, times="logit_normal")
+    ts = sample(np.random.default_rng(0), 0)["t"]
+    assert 0.4 < float(ts.median()) < 0.6, "logit-normal times centre on 0.5 (shift 3 would put them near 0.75)"
+
+
+def test_x0_loss_is_a_plain_mse_on_the_clean_clip(text, bank):
+    pipe = new_pipe(text, denoiser=TINY_UNET)
+    x = torch.rand(2, 3, SPEC.num_frames, 16, 16) * 2 - 1
+    batch = dict(latents=x, text=torch.zeros(2, 4, 32), keep_text=torch.ones(2), t=torch.tensor([0.5, 0.5]),
+                 noise=torch.randn_like(x))
+    m = FlowMatchingVideoModel(pipe.transformer, prediction="x0", loss="x0")
+    x0 = x - x[:, :, :1]
+    noisy = 0.5 * x0 + 0.5 * batch["noise"]
+    want = ((m.raw(noisy, x[:, :, 0], batch["t"], batch["text"]) - x0) ** 2).mean()
+    assert torch.allclose(m.loss(batch)[0], want)
+    velocity = FlowMatchingVideoModel(pipe.transformer, prediction="x0", loss="velocity").loss(batch)[0]
+    assert torch.allclose(velocity, 4 * want, rtol=1e-4), "at t = 0.5 the velocity loss is the x0 loss / t^2"
+
+
+def test_frames_in_place_counts_dreams_that_keep_time():
+    real = np.stack([square_episode("right", 4), square_episode("down", 4)])
+    assert frames_in_place(real, real) == (1.0, 6)
+    assert frames_in_place(copy_first(real), real)[0] == 0.0
+    ahead = np.repeat(real[:, -1:], 4, axis=1)  # jumps to the end state at once
+    assert frames_in_place(ahead, real)[0] == pytest.approx(1 / 3)
+    still = real.copy()
+    still[:, 2:] = still[:, 1:2]  # the real clip stands still after frame 1: those frames are not counted
+    share, counted = frames_in_place(still, still)
+    assert counted == 0 and np.isnan(share)
+    with pytest.raises(ValueError, match="differ in shape"):
+        frames_in_place(real[:1], real)

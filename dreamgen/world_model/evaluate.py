@@ -100,6 +100,30 @@ def continuation_report(pred: np.ndarray, real: np.ndarray) -> dict:
                 **{f"motion_{k}": v for k, v in motion_check(pred, real).items()})
 
 
+STILL = 0.05  # MAE (0-255) below which two real frames count as the same picture
+
+
+def frames_in_place(pred: np.ndarray, real: np.ndarray, still: float = STILL) -> tuple[float, int]:
+    """Does the dream keep time? (share, frames counted) over dreamed frames 1..T-1 of clips (N, T, S, S, 3).
+
+    A frame is in place when, of all the real frames of its own clip, its own is the nearest (MAE).
+    Real frames that another real frame of the clip matches within `still` (the clip stands still
+    there) are left out: no dream can be told in or out of place at them. Copying the first frame
+    scores 0; a dream that jumps to the end state and stays there scores about 1/(T-1).
+    """
+    if pred.shape != real.shape:
+        raise ValueError(f"pred {pred.shape} and real {real.shape} clips differ in shape")
+    hits = []
+    for p, r in zip(pred.astype(np.float32), real.astype(np.float32)):
+        d = np.abs(p[1:, None] - r[None]).mean(axis=(2, 3, 4))  # (T-1, T): dreamed frame k vs real frame j
+        rr = np.abs(r[:, None] - r[None]).mean(axis=(2, 3, 4))  # (T, T) real vs real
+        np.fill_diagonal(rr, np.inf)
+        for k in range(1, len(r)):
+            if rr[k].min() > still:
+                hits.append(d[k - 1, k] <= d[k - 1].min() + 1e-6)
+    return (float(np.mean(hits)) if hits else float("nan")), len(hits)
+
+
 def _colour_match(a: np.ndarray, b: np.ndarray, tol: float) -> float:
     """Fraction of the pixels of image a (S, S, 3) whose colour lies within tol of some colour of b."""
     pal = np.unique(b.reshape(-1, 3), axis=0).astype(np.int16)
@@ -158,10 +182,12 @@ def quality_report(pred: np.ndarray, real: np.ndarray, encoder=None) -> dict:
     """Everything we measure of dreams against their real counterparts (same first frame, instruction).
 
     mae_*: pixel error of frames 1..T-1 (dream, copy-first baseline); motion_*: does the change go
-    where the real one goes; look: look_consistency mean; fid_idm: Frechet distance of IDM pair
+    where the real one goes; frames_in_place: does the dream keep time (and over how many frames);
+    look: look_consistency mean; fid_idm: Frechet distance of IDM pair
     features (the network that will label these dreams) between dreamed and real clips.
     """
     rep = {k: v for k, v in continuation_report(pred, real).items() if not k.endswith("per_frame")}
+    rep["frames_in_place"], rep["frames_in_place_frames"] = frames_in_place(pred, real)
     rep["look"] = float(look_consistency(pred, real).mean())
     rep["look_copy_first"] = float(look_consistency(copy_first(real), real).mean())
     if encoder is not None:

@@ -16,7 +16,7 @@ import torch
 from dreamgen.training import TrainConfig, TrainResult, train
 
 from .clips import ClipBank, sample_clips
-from .model import FlowMatchingVideoModel, shift_t
+from .model import FlowMatchingVideoModel, logit_normal_t, shift_t
 
 SNAPSHOTS = "snapshots.npz"
 MODEL_CARD = "model_config.json"
@@ -30,18 +30,23 @@ def encode_tasks(pipe, tasks: list[str], batch: int = 64) -> tuple[torch.Tensor,
     return emb.cpu(), np.array([rows[t] for t in tasks])
 
 
-def make_sampler(pipe, bank: ClipBank, batch_size: int, p_drop_text: float, shift: float) -> Callable:
-    """sample(rng, step) -> batch for FlowMatchingVideoModel.loss; all randomness from rng."""
+def make_sampler(pipe, bank: ClipBank, batch_size: int, p_drop_text: float, shift: float,
+                 times: str = "shift") -> Callable:
+    """sample(rng, step) -> batch for FlowMatchingVideoModel.loss; all randomness from rng.
+    times: "shift" (uniform times warped by `shift`) or "logit_normal"."""
     emb, row = encode_tasks(pipe, bank.tasks)
 
     def sample(rng: np.random.Generator, step: int) -> dict:
         clips, eps = sample_clips(bank, rng, batch_size)
         with torch.no_grad():
             latents = pipe.encode_frames(clips).cpu()
-        u = torch.as_tensor(rng.random(batch_size), dtype=torch.float32)
+        if times == "logit_normal":
+            t = logit_normal_t(torch.as_tensor(rng.standard_normal(batch_size), dtype=torch.float32))
+        else:
+            t = shift_t(torch.as_tensor(rng.random(batch_size), dtype=torch.float32), shift)
         return dict(latents=latents, text=emb[row[eps]],
                     keep_text=torch.as_tensor(rng.random(batch_size) >= p_drop_text, dtype=torch.float32),
-                    t=shift_t(u, shift).clamp(1e-3, 1.0),
+                    t=t.clamp(1e-3, 1.0),
                     noise=torch.as_tensor(rng.standard_normal(latents.shape), dtype=torch.float32))
     return sample
 
@@ -54,7 +59,8 @@ def model_card(pipe) -> dict:
     # weight) are left out, so checkpoints trained before those keys existed still resume.
     transformer = {k: v for k, v in pipe.transformer.config.items() if not k.startswith("_")}
     default = lambda k, v: (k == "train_shift" and v in (None, pipe.scheduler.config.shift)) or \
-        (k == "motion_weight" and not v)  # noqa: E731
+        (k == "motion_weight" and not v) or (k == "loss" and v == "velocity") or \
+        (k == "train_times" and v == "shift")  # noqa: E731
     return json.loads(json.dumps(dict(transformer=transformer,
                                       pipeline={k: v for k, v in pipe.config.items() if not k.startswith("_")
                                                 and not isinstance(v, (list, tuple)) and not default(k, v)}),
@@ -84,7 +90,7 @@ def fit(pipe, bank: ClipBank, cfg: TrainConfig, ckpt_dir, batch_size: int, p_dro
     ckpt_dir/snapshots.npz so that a resumed run keeps the earlier ones.
     train_all: False trains only the parameters that already require grad (LoRA adapters).
     shift: the flow-time shift of the training times; None = the pipeline's training recipe.
-    The loss's motion weight is always the recipe's (pipe.training_recipe).
+    The loss's motion weight, space and time sampling are always the recipe's (pipe.training_recipe).
     """
     from accelerate import Accelerator
 
@@ -97,8 +103,9 @@ def fit(pipe, bank: ClipBank, cfg: TrainConfig, ckpt_dir, batch_size: int, p_dro
     recipe = pipe.training_recipe
     model = FlowMatchingVideoModel(pipe.transformer, residual=pipe.config.residual,
                                    prediction=pipe.config.prediction, bf16=bf16,
-                                   motion_weight=recipe["motion_weight"])
-    sample = make_sampler(pipe, bank, batch_size, p_drop_text, recipe["shift"] if shift is None else shift)
+                                   motion_weight=recipe["motion_weight"], loss=recipe["loss"])
+    sample = make_sampler(pipe, bank, batch_size, p_drop_text, recipe["shift"] if shift is None else shift,
+                          times=recipe["times"])
     snap_path = ckpt_dir / SNAPSHOTS
     snaps = dict(np.load(snap_path)) if snap_path.is_file() else {}
     snaps = {int(k): v for k, v in snaps.items()}

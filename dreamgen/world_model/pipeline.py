@@ -4,7 +4,8 @@
     clips = pipe(image, prompt, num_frames=8, guidance_scale=3.0, num_inference_steps=20,
                  generator=torch.Generator().manual_seed(0)).frames   # (B, T, H, W, 3) uint8
 
-Components: a WanTransformer3DModel denoiser, a FlowMatchEulerDiscreteScheduler, the
+Components: a denoiser in the `transformer` slot (the mini model's frames-as-channels
+UNet2DConditionModel, or a WanTransformer3DModel), a FlowMatchEulerDiscreteScheduler, the
 all-MiniLM-L6-v2 tokenizer and text encoder, and an optional VAE (None = pixel space: the
 "latents" are the frames scaled to [-1, 1]; an AutoencoderKL makes it a latent model, as the
 paper profile's WAN VAE does). The clip spec (num_frames, frame_stride, image_size) lives in
@@ -23,7 +24,7 @@ from diffusers.utils import BaseOutput
 from diffusers.utils.torch_utils import randn_tensor
 
 from .clips import ClipSpec
-from .model import DenoiserConfig, FlowMatchingVideoModel, build_transformer
+from .model import DenoiserConfig, FlowMatchingVideoModel, UNetConfig, build_denoiser, is_unet
 from .text import check_prompts, encode, load_text_encoder
 
 
@@ -38,22 +39,26 @@ class DreamGenVideoPipeline(DiffusionPipeline):
 
     def __init__(self, transformer, scheduler, tokenizer, text_encoder, vae=None, image_size: int = 32,
                  num_frames: int = 8, frame_stride: int = 4, residual: bool = True, max_text_tokens: int = 16,
-                 prediction: str = "x0", train_shift: float | None = None, motion_weight: float = 0.0):
+                 prediction: str = "x0", train_shift: float | None = None, motion_weight: float = 0.0,
+                 loss: str = "velocity", train_times: str = "shift"):
         super().__init__()
         self.register_modules(transformer=transformer, scheduler=scheduler, tokenizer=tokenizer,
                               text_encoder=text_encoder, vae=vae)
         self.register_to_config(image_size=image_size, num_frames=num_frames, frame_stride=frame_stride,
                                 residual=residual, max_text_tokens=max_text_tokens, prediction=prediction,
-                                train_shift=train_shift, motion_weight=motion_weight)
+                                train_shift=train_shift, motion_weight=motion_weight, loss=loss,
+                                train_times=train_times)
 
     # ---- spec and checks -------------------------------------------------------------------
     @property
     def training_recipe(self) -> dict:
         """How the denoiser was trained, so a fine-tune continues with the same objective:
-        shift (the flow-time shift of training; None in older models = the sampler's) and motion_weight."""
+        shift (the flow-time shift of training; None in older models = the sampler's), motion_weight,
+        loss (the MSE's space) and times (how flow times are drawn)."""
         shift = self.config.get("train_shift")
         return dict(shift=self.scheduler.config.shift if shift is None else shift,
-                    motion_weight=self.config.get("motion_weight") or 0.0)
+                    motion_weight=self.config.get("motion_weight") or 0.0,
+                    loss=self.config.get("loss") or "velocity", times=self.config.get("train_times") or "shift")
 
     @property
     def clip_spec(self) -> ClipSpec:
@@ -132,6 +137,9 @@ class DreamGenVideoPipeline(DiffusionPipeline):
         t_frames = num_frames or self.config.num_frames
         if t_frames < 2:
             raise ValueError(f"num_frames: need at least 2 (the given frame and one more), got {t_frames}")
+        if is_unet(self.transformer) and t_frames != self.config.num_frames:
+            raise ValueError(f"num_frames: this world model's U-Net makes clips of exactly {self.config.num_frames} "
+                             f"frames (they are its channels), got {t_frames}")
         if num_inference_steps < 1:
             raise ValueError(f"num_inference_steps: need at least 1, got {num_inference_steps}")
         if isinstance(generator, list) and len(generator) != b:
@@ -174,14 +182,17 @@ class DreamGenVideoPipeline(DiffusionPipeline):
         return DreamGenVideoOutput(frames=frames) if return_dict else (frames,)
 
 
-def build_pipeline(denoiser: DenoiserConfig, spec: ClipSpec, residual: bool = True, shift: float = 3.0,
+def build_pipeline(denoiser: DenoiserConfig | UNetConfig, spec: ClipSpec, residual: bool = True, shift: float = 3.0,
                    max_text_tokens: int = 16, text=None, vae=None, prediction: str = "x0",
-                   train_shift: float | None = None, motion_weight: float = 0.0) -> DreamGenVideoPipeline:
-    """A new pipeline with a randomly initialised denoiser.
+                   train_shift: float | None = None, motion_weight: float = 0.0, loss: str = "velocity",
+                   train_times: str = "shift") -> DreamGenVideoPipeline:
+    """A new pipeline with a randomly initialised denoiser (a UNetConfig or a DenoiserConfig).
 
     shift: the sampler's timestep shift; train_shift: that of the training times (None = shift,
     1 = uniform); motion_weight: extra loss weight on changing pixels. The last two are recorded
-    in the config (`training_recipe`) so that fine-tuning trains with the same objective.
+    loss: the MSE's space ("velocity", or "x0" = the clean clip, needs prediction x0); train_times:
+    "shift" (train_shift) or "logit_normal". All four are recorded in the config
+    (`training_recipe`) so that fine-tuning trains with the same objective.
     text: (tokenizer, text_encoder); default all-MiniLM-L6-v2 from site-packages.
     vae: None for pixel space, or a diffusers AutoencoderKL whose latent_channels == denoiser.channels.
     """
@@ -191,15 +202,19 @@ def build_pipeline(denoiser: DenoiserConfig, spec: ClipSpec, residual: bool = Tr
                          f"give {channels} channels")
     factor = 1 if vae is None else 2 ** (len(vae.config.block_out_channels) - 1)
     if spec.image_size % (factor * denoiser.patch):
-        raise ValueError(f"image_size {spec.image_size} is not divisible by the VAE factor {factor} x patch "
-                         f"{denoiser.patch}")
+        raise ValueError(f"image_size {spec.image_size} is not divisible by the VAE factor {factor} x "
+                         f"{'U-Net levels factor' if isinstance(denoiser, UNetConfig) else 'patch'} {denoiser.patch}")
+    if loss == "x0" and prediction != "x0":
+        raise ValueError("loss 'x0' needs prediction 'x0' (the denoiser must output the clean clip)")
     tokenizer, encoder = text or load_text_encoder()
     if encoder.config.hidden_size != denoiser.text_dim:
         raise ValueError(f"denoiser.text_dim={denoiser.text_dim} but the text encoder gives {encoder.config.hidden_size}")
-    pipe = DreamGenVideoPipeline(build_transformer(denoiser), FlowMatchEulerDiscreteScheduler(shift=shift),
+    net = build_denoiser(denoiser, spec.num_frames, spec.image_size // factor)
+    pipe = DreamGenVideoPipeline(net, FlowMatchEulerDiscreteScheduler(shift=shift),
                                  tokenizer, encoder, vae, image_size=spec.image_size, num_frames=spec.num_frames,
                                  frame_stride=spec.frame_stride, residual=residual, max_text_tokens=max_text_tokens,
-                                 prediction=prediction, train_shift=train_shift, motion_weight=motion_weight)
+                                 prediction=prediction, train_shift=train_shift, motion_weight=motion_weight,
+                                 loss=loss, train_times=train_times)
     pipe.set_progress_bar_config(disable=True)  # one bar per denoising loop would flood notebooks
     return pipe
 
@@ -217,7 +232,11 @@ def load_pipeline(path: str | Path) -> DreamGenVideoPipeline:
     pipe = DreamGenVideoPipeline.from_pretrained(path)
     pipe.set_progress_bar_config(disable=True)
     tc = pipe.transformer.config
-    if tc.in_channels != 2 * tc.out_channels + 1:
+    if is_unet(pipe.transformer):
+        if tc.in_channels != tc.out_channels * pipe.config.num_frames // (pipe.config.num_frames - 1):
+            raise ValueError(f"{path}: incompatible checkpoint: U-Net in_channels {tc.in_channels} and out_channels "
+                             f"{tc.out_channels} do not stack {pipe.config.num_frames} frames as channels")
+    elif tc.in_channels != 2 * tc.out_channels + 1:
         raise ValueError(f"{path}: incompatible checkpoint: transformer in_channels {tc.in_channels} is not "
                          f"2 x out_channels {tc.out_channels} + 1 (the WAN I2V layout)")
     return pipe

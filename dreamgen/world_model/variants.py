@@ -24,7 +24,7 @@ VARIANT = "variant.json"
 KINDS = ("base", "lora", "full", "model")
 # what a "model" variant must share with the base pipeline it is loaded into
 PIPELINE_KEYS = ("image_size", "num_frames", "frame_stride", "residual", "max_text_tokens", "prediction",
-                 "train_shift", "motion_weight")
+                 "train_shift", "motion_weight", "loss", "train_times")
 EXTRA_LORA = re.compile(r"^lora-r(?P<rank>\d+)-s(?P<steps>\d+)$")
 
 
@@ -79,8 +79,6 @@ def load_variant(base_dir, variant_dir=None) -> tuple["DreamGenVideoPipeline | w
     on another base model or clip spec. A WAN adapter (the paper profile) names its own base:
     it comes back as a wan_stage.WanDreamer and `base_dir` is not read.
     """
-    from diffusers import WanTransformer3DModel
-
     from dreamgen.world_model import wan_stage
 
     if variant_dir is not None and wan_stage.is_wan_variant(variant_dir):
@@ -102,7 +100,7 @@ def load_variant(base_dir, variant_dir=None) -> tuple["DreamGenVideoPipeline | w
                          "load the base it was fine-tuned from")
     if cfg["clip_spec"] != pipe.clip_spec.to_dict():
         raise ValueError(f"{variant_dir}: clip spec {cfg['clip_spec']} differs from the base's {pipe.clip_spec}")
-    tr = WanTransformer3DModel.from_pretrained(Path(variant_dir) / "transformer")
+    tr = type(pipe.transformer).from_pretrained(Path(variant_dir) / "transformer")
     plain = lambda c: {k: v for k, v in c.items() if not k.startswith("_")}  # noqa: E731 (load-time extras differ)
     if plain(tr.config) != plain(pipe.transformer.config):
         raise ValueError(f"{variant_dir}: its transformer config differs from the base's")
@@ -112,8 +110,6 @@ def load_variant(base_dir, variant_dir=None) -> tuple["DreamGenVideoPipeline | w
 
 def _load_model(pipe: DreamGenVideoPipeline, info: dict, variant_dir, cfg: dict):
     """Swap in another world model's denoiser, if it was trained under the base pipeline's settings."""
-    from diffusers import WanTransformer3DModel
-
     here = pipeline_card(pipe)
     theirs = cfg.get("pipeline", {})
     diff = sorted(k for k in set(here) | set(theirs) if here.get(k) != theirs.get(k))
@@ -121,7 +117,7 @@ def _load_model(pipe: DreamGenVideoPipeline, info: dict, variant_dir, cfg: dict)
         raise ValueError(f"{variant_dir}: a world model trained with other pipeline settings than the base at "
                          f"{info['base_dir']} ({', '.join(f'{k}: {theirs.get(k)} vs {here.get(k)}' for k in diff)}); "
                          "retrain it with the base's settings")
-    tr = WanTransformer3DModel.from_pretrained(Path(variant_dir) / "transformer")
+    tr = type(pipe.transformer).from_pretrained(Path(variant_dir) / "transformer")
     pipe.transformer = tr.eval().requires_grad_(False)
     return pipe, info | dict(kind="model", base=cfg["base"], variant_dir=str(variant_dir), meta=cfg.get("meta", {}))
 
