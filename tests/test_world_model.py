@@ -518,3 +518,16 @@ def test_frames_in_place_counts_dreams_that_keep_time():
     assert counted == 0 and np.isnan(share)
     with pytest.raises(ValueError, match="differ in shape"):
         frames_in_place(real[:1], real)
+
+
+def test_moving_mae_scores_only_where_the_real_clip_moves():
+    from dreamgen.world_model.evaluate import moving_mae, quality_report
+
+    real = np.stack([square_episode("right", 4), square_episode("down", 4)])
+    assert moving_mae(real, real) == 0.0
+    copy = copy_first(real)
+    assert moving_mae(copy, real) > 13
+    still = copy_first(real)
+    assert np.isnan(moving_mae(still, still))
+    rep = quality_report(copy, real)
+    assert rep["mae_moving"] == rep["mae_moving_copy_first"] and rep["frames_in_place"] == 0.0

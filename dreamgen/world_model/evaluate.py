@@ -124,6 +124,19 @@ def frames_in_place(pred: np.ndarray, real: np.ndarray, still: float = STILL) ->
     return (float(np.mean(hits)) if hits else float("nan")), len(hits)
 
 
+def moving_mae(pred: np.ndarray, real: np.ndarray, moving: float = 13.0) -> float:
+    """MAE (0-255) over the pixels of frames 1..T-1 that differ from the real first frame by more than
+    `moving` (the robot and what it moves, about 9% of the pixels): where a dream can be wrong about
+    the behaviour. Copying the first frame is wrong by at least `moving` on every one of them."""
+    if pred.shape != real.shape:
+        raise ValueError(f"pred {pred.shape} and real {real.shape} clips differ in shape")
+    r = real.astype(np.float32)
+    mask = np.abs(r[:, 1:] - r[:, :1]).max(-1) > moving  # (N, T-1, S, S)
+    if not mask.any():
+        return float("nan")
+    return float(np.abs(pred[:, 1:].astype(np.float32) - r[:, 1:]).mean(-1)[mask].mean())
+
+
 def _colour_match(a: np.ndarray, b: np.ndarray, tol: float) -> float:
     """Fraction of the pixels of image a (S, S, 3) whose colour lies within tol of some colour of b."""
     pal = np.unique(b.reshape(-1, 3), axis=0).astype(np.int16)
@@ -183,11 +196,13 @@ def quality_report(pred: np.ndarray, real: np.ndarray, encoder=None) -> dict:
 
     mae_*: pixel error of frames 1..T-1 (dream, copy-first baseline); motion_*: does the change go
     where the real one goes; frames_in_place: does the dream keep time (and over how many frames);
+    mae_moving*: pixel error where the real clip moves (dream, copy-first baseline);
     look: look_consistency mean; fid_idm: Frechet distance of IDM pair
     features (the network that will label these dreams) between dreamed and real clips.
     """
     rep = {k: v for k, v in continuation_report(pred, real).items() if not k.endswith("per_frame")}
     rep["frames_in_place"], rep["frames_in_place_frames"] = frames_in_place(pred, real)
+    rep["mae_moving"], rep["mae_moving_copy_first"] = moving_mae(pred, real), moving_mae(copy_first(real), real)
     rep["look"] = float(look_consistency(pred, real).mean())
     rep["look_copy_first"] = float(look_consistency(copy_first(real), real).mean())
     if encoder is not None:
