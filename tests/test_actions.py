@@ -383,3 +383,19 @@ def test_a_longer_constant_lr_run_extends_a_shorter_one(expert_episodes, tmp_pat
         torch.testing.assert_close(p, q, msg=f"{n} differs after extending")
     with pytest.raises(ValueError, match="past steps=4"):
         train(tiny_idm(), idm.batch_sampler(w, 4), short, tmp_path / "b")
+
+
+def test_real_videos_labelled_as_dreams_replay_from_their_own_reset(tmp_path, checkpoints, expert_episodes):
+    """The labeller's ceiling at the dreams' spacing (label.json real_replay): relabelled real
+    episodes replay from the seed they were recorded from, as dreams do from theirs."""
+    src, out = tmp_path / "real", tmp_path / "idm_real"
+    data.write_dataset(src, expert_episodes, fps=10, robot_type="robot", state_names=list(NAMES["state_names"]),
+                       action_names=list(NAMES["action_names"]))
+    pipeline.label_real_as_dreams(src, out, *checkpoints, seed=3)
+    rows = label.replay_dreams(out, WorldConfig(SIZE, 1, 80))
+    assert [r["split"] for r in rows] == ["real"] * 3
+    assert [r["behaviour"] for r in rows] == [e.meta["behaviour"] for e in expert_episodes]
+    assert all(isinstance(r["success"], bool) for r in rows) and any(r["expert_in_span"] for r in rows)
+    with pytest.raises(label.LabelError, match="strided labels"):
+        pipeline.label_dataset(src, tmp_path / "full", checkpoints[0], None, dreamed=False)
+        label.replay_dreams(tmp_path / "full", WorldConfig(SIZE, 1, 80))

@@ -216,12 +216,15 @@ def chunk_action_names(names, k: int) -> list[str]:
 
 
 def replay_dreams(root, world_cfg) -> list[dict]:
-    """Execute each dreamed episode's labelled actions from the reset its first frame came from.
+    """Execute each labelled episode's actions from the reset its first frame came from.
 
-    root: a neural-trajectory dataset of dreams (strided labels: row i = the chunk of k actions
-    from frame i to i+1). For each episode: did the labels solve the task, and did the expert's
-    own first (T-1)*k actions from the same reset (the ceiling: a clip spans only that many
-    steps)? Returns one row per episode: split, behaviour, environment, success, expert_in_span.
+    root: a neural-trajectory dataset with strided labels (row i = the chunk of k actions from
+    frame i to i+1): dreams (their source meta has the sim_seed they were dreamed from), or real
+    episodes relabelled at the dreams' spacing (`heldout_strided`: their source meta has the
+    seed they were recorded from; split "real"). For each episode: did the labels solve the
+    task, and did the expert's own first (T-1)*k actions from the same reset (the ceiling: a
+    clip spans only that many steps)? Returns one row per episode: split, behaviour,
+    environment, success, expert_in_span.
     """
     from dreamgen.world import TabletopEnv, run_expert_episode
 
@@ -235,15 +238,17 @@ def replay_dreams(root, world_cfg) -> list[dict]:
     for i in range(ds.num_episodes):
         ep = ds.episode(i)
         src = ep.meta.get("source_meta", {})
-        if "sim_seed" not in src:
-            raise LabelError(f"{root} episode {i}: no sim_seed in its source meta; only dreams from simulator "
-                             "resets can be replayed")
-        meta = dict(seed=src["sim_seed"], embodiment=src["embodiment"], behaviour=src["behaviour"],
+        seed = src.get("sim_seed", src.get("seed"))
+        if seed is None:
+            raise LabelError(f"{root} episode {i}: no sim_seed or seed in its source meta; only videos from "
+                             "simulator resets can be replayed")
+        meta = dict(seed=seed, embodiment=src["embodiment"], behaviour=src["behaviour"],
                     environment=src["environment"])
         actions = ep.actions[:-1].reshape(-1, ep.actions.shape[1] // k)
         expert = run_expert_episode(env, meta["seed"], meta["embodiment"], meta["behaviour"],
                                     meta["environment"], render=False)
-        rows.append(dict(split=src.get("split"), behaviour=meta["behaviour"], environment=meta["environment"],
+        rows.append(dict(split=src.get("split", "real" if "sim_seed" not in src else None),
+                         behaviour=meta["behaviour"], environment=meta["environment"],
                          success=replay(meta, actions, world_cfg)["success"],
                          expert_in_span=replay(meta, expert.actions[:len(actions)], world_cfg)["success"]))
     return rows
