@@ -97,7 +97,8 @@ class TrainIdmParams:
     holdout_every: int = key("every n-th episode is held out for evaluation", lo=2, hi=1000)
     frame_stride: int = key("k: control steps between the IDM's two frames = actions it predicts", lo=1, hi=32)
     image_size: int = key("frames are area-downsampled to this size: the world model's, so dreams fit", lo=16, hi=512)
-    backbone: str = key("vision backbone: a small CNN from scratch or a transformers model", choices=("cnn", "hf"))
+    backbone: str = key("vision backbone: a small CNN from scratch, the CNN plus spatial-softmax keypoints, or a "
+                        "transformers model", choices=("cnn", "keypoints", "hf"))
     backbone_model: str = key("transformers model id or local folder for backbone hf (empty for cnn)")
     width: int = key("feature and head width", lo=8, hi=4096)
     flow_steps: int = key("Euler steps when sampling an action chunk", lo=1, hi=100)

@@ -72,11 +72,32 @@ def test_augment_shifts_both_frames_alike():
     assert any(moved)
 
 
-def test_idm_predicts_chunks_and_states_of_the_right_shape():
-    model = tiny_idm()
+@pytest.mark.parametrize("backbone", ["cnn", "keypoints"])
+def test_idm_predicts_chunks_and_states_of_the_right_shape(backbone):
+    model = tiny_idm(backbone=backbone)
     a, s = model.predict(torch.rand(5, 2, 3, SIZE, SIZE), generator=torch.Generator().manual_seed(0))
     assert a.shape == (5, K, 4) and s.shape == (5, 2, 4)
     assert a.abs().max() <= 1.0
+
+
+def test_label_samples_average_independent_draws_of_the_chunk():
+    model = tiny_idm()
+    frames = torch.rand(3, 2, 3, SIZE, SIZE)
+    one, _ = model.predict(frames, generator=torch.Generator().manual_seed(0))
+    assert torch.equal(one, model.predict(frames, generator=torch.Generator().manual_seed(0), samples=1)[0])
+    many, states = model.predict(frames, generator=torch.Generator().manual_seed(0), samples=16)
+    assert many.shape == one.shape and states.shape == (3, 2, 4)
+    draws = torch.stack([model.predict(frames, generator=torch.Generator().manual_seed(s))[0] for s in range(16)])
+    assert (many - draws.mean(0)).abs().mean() < (draws - draws.mean(0)).abs().mean(), "an average, not one draw"
+    model.cfg = idm.IDMConfig(**{**model.cfg.__dict__, "label_samples": 16})
+    assert torch.equal(model.predict(frames, generator=torch.Generator().manual_seed(0))[0], many)
+
+
+def test_spatial_softmax_finds_a_bright_spot():
+    maps = torch.full((1, 1, 9, 9), -20.0)
+    maps[0, 0, 2, 6] = 20.0  # row 2, column 6
+    xy = idm.SpatialSoftmax()(maps)[0, 0]
+    torch.testing.assert_close(xy, torch.tensor([6 / 4 - 1, 2 / 4 - 1]), atol=1e-3, rtol=0)
 
 
 def test_idm_fits_a_batch(expert_episodes, tmp_path):

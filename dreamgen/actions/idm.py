@@ -34,9 +34,10 @@ class IDMConfig:
     action_names: tuple[str, ...]
     state_names: tuple[str, ...]
     width: int = 256                  # feature and head width
-    backbone: str = "cnn"             # "cnn" (from scratch) or "hf" (a transformers vision model)
+    backbone: str = "cnn"             # "cnn" or "keypoints" (from scratch), or "hf" (a transformers vision model)
     backbone_path: str = ""           # model id or local path for backbone="hf"
     flow_steps: int = 10              # Euler steps when sampling the action chunk
+    label_samples: int = 1            # chunks drawn per frame pair and averaged: the conditional mean's estimate
     train_dataset: str = ""           # provenance: what it was trained on
     extra: dict = field(default_factory=dict)
 
@@ -71,6 +72,42 @@ class ConvEncoder(nn.Module):
     def forward(self, frames: torch.Tensor) -> torch.Tensor:
         x0, x1 = frames[:, 0], frames[:, 1]
         return self.net(torch.cat([x0, x1, x1 - x0], 1) * 2 - 1)
+
+
+class SpatialSoftmax(nn.Module):
+    """Feature maps (B, K, H, W) -> the expected (x, y) of each map's softmax, (B, K, 2) in [-1, 1]:
+    a position read off to a fraction of a pixel (Levine et al. 2016; diffusion_policy's image encoder)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, k, h, w = x.shape
+        p = torch.softmax(x.flatten(2), -1).reshape(b, k, h, w)
+        ys = torch.linspace(-1, 1, h, device=x.device)
+        xs = torch.linspace(-1, 1, w, device=x.device)
+        return torch.stack([(p.sum(2) * xs).sum(-1), (p.sum(3) * ys).sum(-1)], -1)
+
+
+class KeypointEncoder(nn.Module):
+    """ConvEncoder's features plus K keypoints per frame from a full-resolution conv stack.
+
+    The displacement between the frames decides the action chunk's sum, and at 32x32 a chunk
+    moves the arm by a pixel or two: strided convolutions that pool it away lose what matters.
+    Here a shared stack keeps half the resolution (one stride-2 layer) and a spatial softmax reads
+    each keypoint's position in both frames; their difference is handed to the head directly.
+    """
+
+    def __init__(self, image_size: int, width: int, keypoints: int = 32):
+        super().__init__()
+        self.global_ = ConvEncoder(image_size, width)
+        self.maps = nn.Sequential(nn.Conv2d(3, 32, 4, 2, 1), nn.GroupNorm(8, 32), nn.GELU(),
+                                  nn.Conv2d(32, 32, 3, 1, 1), nn.GroupNorm(8, 32), nn.GELU(),
+                                  nn.Conv2d(32, keypoints, 1))
+        self.softmax = SpatialSoftmax()
+        self.proj = nn.Sequential(nn.Linear(width + 6 * keypoints, width), nn.GELU())
+
+    def forward(self, frames: torch.Tensor) -> torch.Tensor:
+        b = frames.shape[0]
+        kp = self.softmax(self.maps(frames.flatten(0, 1) * 2 - 1)).reshape(b, 2, -1)  # (B, 2, K*2)
+        return self.proj(torch.cat([self.global_(frames), kp[:, 0], kp[:, 1], (kp[:, 1] - kp[:, 0]) * 10], -1))
 
 
 class HFVisionEncoder(nn.Module):
@@ -128,12 +165,14 @@ class InverseDynamics(nn.Module):
         w, k, a, s = cfg.width, cfg.frame_stride, cfg.action_dim, cfg.state_dim
         if cfg.backbone == "cnn":
             self.encoder = ConvEncoder(cfg.image_size, w)
+        elif cfg.backbone == "keypoints":
+            self.encoder = KeypointEncoder(cfg.image_size, w)
         elif cfg.backbone == "hf":
             if not cfg.backbone_path:
                 raise ValueError("backbone='hf' needs backbone_path (a transformers model id or local folder)")
             self.encoder = HFVisionEncoder(cfg.backbone_path, w)
         else:
-            raise ValueError(f"unknown IDM backbone {cfg.backbone!r}; use 'cnn' or 'hf'")
+            raise ValueError(f"unknown IDM backbone {cfg.backbone!r}; use 'cnn', 'keypoints' or 'hf'")
         self.state_head = nn.Sequential(nn.Linear(w, w), nn.GELU(), nn.Linear(w, 2 * s))
         self.flow_head = nn.Sequential(nn.Linear(k * a + 64 + w, w), nn.GELU(), nn.Linear(w, w), nn.GELU(),
                                        nn.Linear(w, k * a))
@@ -154,17 +193,25 @@ class InverseDynamics(nn.Module):
         return flow + state, {"flow": flow.item(), "state": state.item()}
 
     @torch.no_grad()
-    def predict(self, frames: torch.Tensor, generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        """frames (B, 2, 3, H, W) -> actions (B, k, A) clipped to [-1, 1], states (B, 2, S)."""
+    def predict(self, frames: torch.Tensor, generator: torch.Generator | None = None,
+                samples: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """frames (B, 2, 3, H, W) -> actions (B, k, A) clipped to [-1, 1], states (B, 2, S).
+
+        samples: chunks drawn per pair and averaged (None = cfg.label_samples). One draw is a
+        sample of the teleoperator's noisy actions; executed open loop, its noise adds up along
+        the trajectory. The average of n draws estimates the conditional mean instead.
+        """
         cfg = self.cfg
+        n = samples or cfg.label_samples
         feat = self.encoder(frames)
         b = len(frames)
-        x = torch.randn(b, cfg.frame_stride * cfg.action_dim, generator=generator).to(frames.device)
+        feat_n = feat.repeat_interleave(n, 0)  # (B * n, width), draws of one pair adjacent
+        x = torch.randn(b * n, cfg.frame_stride * cfg.action_dim, generator=generator).to(frames.device)
         dt = 1.0 / cfg.flow_steps
         for i in range(cfg.flow_steps):
-            t = torch.full((b,), i * dt, device=frames.device)
-            x = x + dt * self.velocity(x, t, feat)
-        actions = x.clamp(-1, 1).reshape(b, cfg.frame_stride, cfg.action_dim)
+            t = torch.full((b * n,), i * dt, device=frames.device)
+            x = x + dt * self.velocity(x, t, feat_n)
+        actions = x.clamp(-1, 1).reshape(b, n, cfg.frame_stride, cfg.action_dim).mean(1)
         return actions, self.state_head(feat).reshape(b, 2, cfg.state_dim)
 
 
