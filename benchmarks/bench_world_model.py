@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import argparse
 import time
+from types import SimpleNamespace
 
 import numpy as np
 import torch
 import yaml
 from torch.utils.flop_counter import FlopCounterMode
 
-from dreamgen.world_model import ClipSpec, DenoiserConfig, FlowMatchingVideoModel, build_pipeline, dream
+from dreamgen.world_model import ClipSpec, FlowMatchingVideoModel, build_pipeline, denoiser_configs, dream
 from dreamgen.world_model.fit import make_sampler
 from dreamgen.world_model.clips import ClipBank
 
@@ -35,10 +36,11 @@ def default_pipeline(p: dict, text=None):
     """A fresh, randomly initialised world model of pretrain_world_model params `p`'s size and recipe
     (speed does not depend on the weights); text: (tokenizer, encoder), default all-MiniLM-L6-v2."""
     torch.manual_seed(0)
-    return build_pipeline(DenoiserConfig(patch=p["patch"], width=p["width"], heads=p["heads"], layers=p["layers"]),
-                          ClipSpec(p["num_frames"], p["frame_stride"], p["image_size"]), residual=p["residual"],
-                          shift=p["shift"], max_text_tokens=p["max_text_tokens"], prediction=p["prediction"],
-                          train_shift=p["train_shift"], motion_weight=p["motion_weight"], text=text)
+    denoiser, _ = denoiser_configs(SimpleNamespace(**p))
+    return build_pipeline(denoiser, ClipSpec(p["num_frames"], p["frame_stride"], p["image_size"]),
+                          residual=p["residual"], shift=p["shift"], max_text_tokens=p["max_text_tokens"],
+                          prediction=p["prediction"], train_shift=p["train_shift"], motion_weight=p["motion_weight"],
+                          loss=p["loss"], train_times=p["train_times"], text=text)
 
 
 def random_bank(spec: ClipSpec, episodes: int = 8, frames: int = 40) -> ClipBank:
@@ -66,9 +68,9 @@ def main() -> None:
     rng = np.random.default_rng(0)
     bank = random_bank(pipe.clip_spec)
     eps = bank.episodes
-    sample = make_sampler(pipe, bank, p["batch_size"], p["p_drop_text"], p["train_shift"])
+    sample = make_sampler(pipe, bank, p["batch_size"], p["p_drop_text"], p["train_shift"], times=p["train_times"])
     model = FlowMatchingVideoModel(pipe.transformer, residual=p["residual"], prediction=p["prediction"],
-                                   motion_weight=p["motion_weight"])
+                                   motion_weight=p["motion_weight"], loss=p["loss"])
     pipe.transformer.requires_grad_(True)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
     batch = sample(rng, 0)
@@ -86,7 +88,7 @@ def main() -> None:
         opt.step()
         times.append(time.perf_counter() - t)
     step_s = float(np.median(times[1:]))
-    print(f"training (batch {p['batch_size']}, {sum(q.numel() for q in model.parameters()) / 1e6:.2f} M params): "
+    print(f"training ({type(pipe.transformer).__name__}, batch {p['batch_size']}, {sum(q.numel() for q in model.parameters()) / 1e6:.2f} M params): "
           f"{1 / step_s:.2f} steps/s, {step_flops / 1e9:.2f} GFLOP/step, "
           f"{step_flops / step_s / 1e9 / peak:.0%} of matmul peak")
 
