@@ -102,6 +102,8 @@ class TrainIdmParams:
     backbone_model: str = key("transformers model id or local folder for backbone hf (empty for cnn)")
     width: int = key("feature and head width", lo=8, hi=4096)
     flow_steps: int = key("Euler steps when sampling an action chunk", lo=1, hi=100)
+    label_samples: int = key("action chunks drawn per frame pair and averaged when labelling (1 = one draw)",
+                             lo=1, hi=64)
     steps: int = key("optimizer steps", lo=1)
     batch_size: int = key("windows per step", lo=1)
     lr: float = key("AdamW learning rate", lo=0.0, hi=1.0)
