@@ -27,6 +27,8 @@ def main() -> None:
     p.add_argument("--work", default="/tmp/policy_noise")
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--out", default="")
+    p.add_argument("--encoder", default="", help="'' : train_policy.encoder of params.yaml; conv or keypoints")
+    p.add_argument("--threads", type=int, default=1)
     a = p.parse_args()
 
     import torch
@@ -51,24 +53,26 @@ def main() -> None:
         data.write_dataset(root, eps, fps=spec["fps"], robot_type=spec["robot"], camera=col["camera"],
                            state_names=list(emb.state_names), action_names=list(emb.action_names), overwrite=True)
     t_collect = time.time() - t0
-    torch.set_num_threads(1)
+    torch.set_num_threads(a.threads)
+    encoder = a.encoder or tp["encoder"]
     arm = windows.parse_arm(f"{a.family}-r{a.real}-n0-s{a.seed}")
-    cfg = pipeline.policy_config(arm, str(root), image_size=tp["image_size"], chunk=tp["chunk"], width=tp["width"],
+    cfg = pipeline.policy_config(arm, str(root), image_size=tp["image_size"], encoder=encoder, keypoints=tp["keypoints"],
+                                 chunk=tp["chunk"], width=tp["width"],
                                  layers=tp["layers"], train_timesteps=tp["train_timesteps"],
                                  inference_steps=tp["inference_steps"])
     arm_data = pipeline.prepare_arm(arm, cfg, str(root), "", tp["ratio"], tp["mask_neural_state"])
     steps = a.steps or tp["steps"]
     train_cfg = TrainConfig(steps=steps, lr=tp["lr"], seed=tp["seed"] + arm.seed, ckpt_every=steps,
                             log_every=max(1, steps // 10))
-    ckpt = Path(a.work) / f"ckpt_{root.name}_{arm.name}_{steps}"
+    ckpt = Path(a.work) / f"ckpt_{root.name}_{arm.name}_{steps}_{encoder}"
     model, result, _ = pipeline.fit_policy(cfg, arm_data, train_cfg, tp["batch_size"], ckpt)
-    folder = pipeline.save_policy(model, Path(a.work) / f"policy_{root.name}_{arm.name}_{steps}")
+    folder = pipeline.save_policy(model, Path(a.work) / f"policy_{root.name}_{arm.name}_{steps}_{encoder}")
     jobs = evaluate.eval_jobs(BEHAVIOURS, [0], a.episodes, ev["seed"], embodiment=spec["robot"])
     t1 = time.time()
     rows = evaluate.evaluate(("policy", str(folder)), jobs, world, ev["execute"], workers=a.workers)
     tab = evaluate.success_table(rows, ["behaviour"])
     k = int(sum(r["success"] for r in rows))
-    out = dict(noise=a.noise, real=a.real, family=a.family, steps=steps, seed=a.seed, successes=k, episodes=len(rows),
+    out = dict(noise=a.noise, real=a.real, family=a.family, encoder=encoder, steps=steps, seed=a.seed, successes=k, episodes=len(rows),
                success=k / len(rows), per_behaviour=dict(zip(tab.behaviour, tab.success.round(2))),
                seconds=dict(collect=t_collect, train=result.seconds, eval=time.time() - t1))
     print(json.dumps(out))

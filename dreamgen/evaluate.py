@@ -53,7 +53,10 @@ class PolicyActor:
 
         from dreamgen.policy.windows import embed_texts
 
+        from dreamgen.policy.backbone import roles
+
         self.text = embed_texts([instruction])
+        self.roles = roles([instruction])
         self.gen = torch.Generator().manual_seed(int(seed))  # the sampling noise is part of the seeded episode
 
     def chunk(self, env, obs: dict) -> np.ndarray:
@@ -61,7 +64,7 @@ class PolicyActor:
         from dreamgen.policy.windows import obs_batch
 
         image = resize_frames(obs["image"], self.cfg.image_size)[None]
-        batch = obs_batch(image, self.text, obs["state"][None], np.ones(1, np.float32))
+        batch = obs_batch(image, self.text, obs["state"][None], np.ones(1, np.float32), self.roles)
         return self.model.predict(batch, generator=self.gen)[0].numpy()
 
 

@@ -332,6 +332,11 @@ class TrainPolicyParams:
     mask_neural_state: bool = key("zero the state of neural windows and flag it masked, as the official code")
     image_size: int = key("policy input size; every frame (real, dreamed, simulator) is area-resized to it",
                           lo=8, hi=256)
+    encoder: str = key("observation encoder: 'state' (the bench's frozen state estimator, read relative to the "
+                       "gripper; dreamgen/policy/backbone.py), 'conv' (image patches) or 'keypoints' (patches plus "
+                       "spatial soft-argmax keypoints relative to the gripper)", choices=("state", "conv", "keypoints"))
+    estimator_dir: str = key("the 'state' encoder's backbone: the bench's state estimator (bench.model_dir/estimator)")
+    keypoints: int = key("keypoints of the 'keypoints' encoder", lo=1, hi=256)
     chunk: int = key("control-rate actions predicted per query (the paper uses 16)", lo=4, hi=64)
     width: int = key("feature width: U-Net base channels / transformer width", lo=8, hi=4096)
     layers: int = key("transformer blocks of the gr00t-style action head", lo=1, hi=64)

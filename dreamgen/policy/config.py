@@ -13,6 +13,7 @@ import torch
 
 CONFIG_FILE, WEIGHTS_FILE = "policy.json", "policy.pt"
 FAMILIES = ("dp", "gr00t")
+ENCODERS = ("conv", "keypoints", "state")
 
 
 class PolicyError(ValueError):
@@ -33,6 +34,10 @@ class PolicyConfig:
     train_timesteps: int = 100         # DDPM noise levels (dp)
     inference_steps: int = 8           # DDIM steps (dp) or Euler steps of the flow (gr00t)
     control_fps: int = 10
+    encoder: str = "conv"              # "conv": image patches; "keypoints": patches + gripper-relative keypoints;
+                                       # "state": the bench's frozen state estimator, read gripper-relative (backbone.py)
+    keypoints: int = 16                # soft-argmax keypoints of the "keypoints" encoder
+    backbone: dict = field(default_factory=dict)  # the "state" encoder's EstimatorConfig (its weights are in policy.pt)
     latent_codes: int = 0              # latent-action path: codebook size (0 = no latent head)
     latent_rows: int = 0               # latent actions per chunk (chunk / the neural rows' action chunk)
     extra: dict = field(default_factory=dict)   # provenance: arm, datasets, counts, ratio
@@ -40,6 +45,8 @@ class PolicyConfig:
     def __post_init__(self):
         if self.family not in FAMILIES:
             raise PolicyError(f"unknown policy family {self.family!r}; use one of {FAMILIES}")
+        if self.encoder not in ENCODERS:
+            raise PolicyError(f"unknown policy encoder {self.encoder!r}; use one of {ENCODERS}")
         if self.image_size % 8:
             raise PolicyError(f"image_size must be a multiple of 8 (three stride-2 convolutions), got {self.image_size}")
         if self.chunk % 4:

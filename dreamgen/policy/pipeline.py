@@ -8,6 +8,7 @@ import numpy as np
 import torch
 
 from dreamgen import data
+from dreamgen.policy import backbone as B
 from dreamgen.policy import windows as W
 from dreamgen.policy.config import PolicyConfig, PolicyError, save_policy
 from dreamgen.policy.models import build
@@ -88,9 +89,11 @@ def idm_real_indices(arm: W.Arm, cfg: PolicyConfig, real_path: str, real_idx: li
     return idx
 
 
-def policy_config(arm: W.Arm, real_path: str, neural_path: str | None = None, **sizes) -> PolicyConfig:
+def policy_config(arm: W.Arm, real_path: str, neural_path: str | None = None, estimator_dir: str | None = None,
+                  **sizes) -> PolicyConfig:
     """The arm's policy config; action/state names and embodiment from the real dataset; on the
-    latent path, the latent head's size from the neural dataset's latent action model."""
+    latent path, the latent head's size from the neural dataset's latent action model; with the
+    "state" encoder, the frozen estimator's config from estimator_dir (its weights: fit_policy)."""
     ds = data.Dataset(real_path)
     layout = W.dataset_layout(ds)
     latent = {}
@@ -102,13 +105,28 @@ def policy_config(arm: W.Arm, real_path: str, neural_path: str | None = None, **
                               f"label with a latent action model to train the -lam arm {arm.name}")
         k = W.dataset_layout(nds).action_chunk
         latent = dict(latent_codes=int(info["codebook_size"]), latent_rows=sizes.get("chunk", 16) // k)
+    if sizes.get("encoder") == "state":
+        if not estimator_dir:
+            raise PolicyError("the 'state' encoder reads the bench's state estimator: set train_policy.estimator_dir "
+                              "to bench.model_dir/estimator")
+        sizes["backbone"] = B.estimator_config(estimator_dir)
     return PolicyConfig(family=arm.family, embodiment=layout.embodiment, action_names=layout.action_names,
                         state_names=layout.state_names, control_fps=int(ds.fps), **sizes, **latent)
 
 
+def cache_features(arm_data: ArmData, estimator) -> None:
+    """Estimate every window's image once with the frozen backbone (Windows.features, in place)."""
+    for w in (arm_data.real, arm_data.neural):
+        if w is not None:
+            w.features = B.estimate(estimator, w.images)
+
+
 def fit_policy(cfg: PolicyConfig, arm_data: ArmData, train_cfg: TrainConfig, batch_size: int, ckpt_dir,
-               latent_steps: int = 0, stop_after: int | None = None):
+               latent_steps: int = 0, stop_after: int | None = None, estimator_dir: str | None = None):
     """Train a fresh policy on the arm's mixture; returns (model, TrainResult, pretraining TrainResult or None).
+
+    With the "state" encoder, the frozen estimator's weights come from estimator_dir and its
+    estimate of every window is cached first (cache_features), so training never runs it.
 
     On the latent path, `latent_steps` steps first teach the policy the neural windows' latent
     actions (checkpointed in ckpt_dir/latent_pretrain), then every weight is trained on the real
@@ -116,16 +134,23 @@ def fit_policy(cfg: PolicyConfig, arm_data: ArmData, train_cfg: TrainConfig, bat
     """
     torch.manual_seed(train_cfg.seed)
     model = build(cfg)
+    if cfg.encoder == "state":
+        if not estimator_dir:
+            raise PolicyError("the 'state' encoder needs estimator_dir (train_policy.estimator_dir)")
+        estimator = B.load_estimator(estimator_dir)
+        model.obs.estimator.load_state_dict(estimator.state_dict())
+        cache_features(arm_data, estimator)
     name = cfg.extra.get("arm", cfg.family)
+    shift = cfg.encoder == "conv"  # see windows.augment_images
     pre = None
     if arm_data.latent:
         if latent_steps < 1:
             raise PolicyError(f"{name}: the latent-action path needs latent_steps >= 1")
         pre_cfg = replace(train_cfg, steps=latent_steps)
-        pre = train(model, W.latent_sampler(arm_data.neural, batch_size, arm_data.neural_text), pre_cfg,
+        pre = train(model, W.latent_sampler(arm_data.neural, batch_size, arm_data.neural_text, shift=shift), pre_cfg,
                     Path(ckpt_dir) / "latent_pretrain", desc=f"latent pretrain {name}")
     sample = W.mix_sampler(arm_data.real, arm_data.neural, arm_data.ratio, batch_size, arm_data.real_text,
-                           arm_data.neural_text)
+                           arm_data.neural_text, shift=shift)
     result = train(model, sample, train_cfg, ckpt_dir, desc=f"train {name}", stop_after=stop_after)
     return model.eval(), result, pre
 
@@ -141,4 +166,4 @@ def with_provenance(cfg: PolicyConfig, arm: W.Arm, arm_data: ArmData, real_path:
                                    neural_windows=0 if arm_data.neural is None else len(arm_data.neural)))
 
 
-__all__ = ["ArmData", "prepare_arm", "policy_config", "fit_policy", "with_provenance", "save_policy"]
+__all__ = ["ArmData", "prepare_arm", "policy_config", "cache_features", "fit_policy", "with_provenance", "save_policy"]

@@ -200,7 +200,8 @@ def check_layout(layout: Layout, action_names, state_names, embodiment: str, chu
 class Windows:
     """images (N, s, s, 3) uint8; texts list of instructions, text_index (N,); states (N, S);
     state_mask (N,) 1 = real state; actions (N, chunk, A); action_mask (N, chunk) 1 = a labelled action;
-    codes (N, chunk / k) latent actions of the window's rows, -1 where there is none (latent path only)."""
+    codes (N, chunk / k) latent actions of the window's rows, -1 where there is none (latent path only);
+    features (N, D) the frozen backbone's estimate of each image ("state" encoder only, see backbone.py)."""
 
     images: np.ndarray
     text_index: np.ndarray
@@ -210,9 +211,16 @@ class Windows:
     actions: np.ndarray
     action_mask: np.ndarray
     codes: np.ndarray | None = None
+    features: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.images)
+
+    def roles(self) -> np.ndarray:
+        """(n_texts, NC, 2): each instruction's colour roles (backbone.roles), indexed by text_index."""
+        from dreamgen.policy.backbone import roles
+
+        return roles(self.texts)
 
 
 def episode_windows(ep, chunk: int, action_chunk: int, image_size: int) -> tuple:
@@ -305,46 +313,65 @@ def embed_texts(texts: list[str], batch: int = 64) -> np.ndarray:
 
 # --------------------------------------------------------------------------- sampler
 
-def obs_batch(images: np.ndarray, text: np.ndarray, states: np.ndarray, mask: np.ndarray) -> dict:
-    """Numpy observations -> the models' batch dict (see dreamgen.policy.models)."""
-    return {"image": torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2).float() / 255.0,
-            "text": torch.from_numpy(np.asarray(text, np.float32)),
-            "state": torch.from_numpy(np.asarray(states, np.float32)),
-            "state_mask": torch.from_numpy(np.asarray(mask, np.float32)).reshape(-1, 1)}
+def obs_batch(images: np.ndarray, text: np.ndarray, states: np.ndarray, mask: np.ndarray,
+              roles: np.ndarray | None = None, features: np.ndarray | None = None) -> dict:
+    """Numpy observations -> the models' batch dict (see dreamgen.policy.models); roles (B, NC, 2)
+    and cached backbone features (B, D) are what the "state" encoder reads."""
+    batch = {"image": torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2).float() / 255.0,
+             "text": torch.from_numpy(np.asarray(text, np.float32)),
+             "state": torch.from_numpy(np.asarray(states, np.float32)),
+             "state_mask": torch.from_numpy(np.asarray(mask, np.float32)).reshape(-1, 1)}
+    if roles is not None:
+        batch["roles"] = torch.from_numpy(np.asarray(roles, np.float32))
+    if features is not None:
+        batch["features"] = torch.from_numpy(np.asarray(features, np.float32))
+    return batch
 
 
-def augment_images(images: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
-    """The IDM's random shift (1/16 of the size) and colour jitter on single frames (B, 3, H, W)."""
+def window_batch(w: Windows, text: np.ndarray, idx: np.ndarray) -> dict:
+    """The observation batch of windows `idx` of w (text: the embeddings of w.texts)."""
+    return obs_batch(w.images[idx], text[w.text_index[idx]], w.states[idx], w.state_mask[idx],
+                     w.roles()[w.text_index[idx]], None if w.features is None else w.features[idx])
+
+
+def augment_images(images: torch.Tensor, rng: np.random.Generator, shift: bool = True) -> torch.Tensor:
+    """The IDM's random shift (1/16 of the size; unless shift is False) and colour jitter on single
+    frames (B, 3, H, W). A shift moves the scene against the state's gripper position, so policies
+    that read positions relative to the gripper (the "keypoints" encoder) train without it."""
     from dreamgen.actions.idm import augment
 
     pair = images[:, None].expand(-1, 2, -1, -1, -1)  # augment() takes frame pairs
-    return augment(pair, rng, max_shift=max(1, images.shape[-1] // 16))[:, 0]
+    return augment(pair, rng, max_shift=max(1, images.shape[-1] // 16) if shift else 0)[:, 0]
 
 
 def mix_sampler(real: Windows, neural: Windows | None, ratio: float, batch_size: int,
-                real_text: np.ndarray, neural_text: np.ndarray | None, aug: bool = True):
+                real_text: np.ndarray, neural_text: np.ndarray | None, aug: bool = True, shift: bool = True):
     """sample(rng, step) -> batch for `dreamgen.training.train`: each element is neural with
     probability `ratio` (binomial count per batch, so the expected share is exactly `ratio`),
-    else real. ratio 0 never touches the neural windows, 1 never the real ones."""
+    else real. ratio 0 never touches the neural windows, 1 never the real ones. aug: colour
+    jitter, and a random shift unless shift is False (see augment_images)."""
     check_ratio(ratio)
     if ratio > 0 and (neural is None or len(neural) == 0):
         raise PolicyError(f"ratio {ratio} asks for neural windows but there are none")
     if ratio < 1 and len(real) == 0:
         raise PolicyError(f"ratio {ratio} asks for real windows but there are none")
-    sources = [(real, real_text), (neural, neural_text)]
+    sources = [(real, real_text, real.roles()), (neural, neural_text, None if neural is None else neural.roles())]
+    cached = all(w is None or len(w) == 0 or w.features is not None for w, _, _ in sources) and \
+        any(w is not None and w.features is not None for w, _, _ in sources)
 
     def sample(rng: np.random.Generator, step: int) -> dict:
         n_neural = int(rng.binomial(batch_size, ratio))
         parts = []
-        for (w, emb), n in zip(sources, (batch_size - n_neural, n_neural)):
+        for (w, emb, rl), n in zip(sources, (batch_size - n_neural, n_neural)):
             if n:
                 idx = rng.integers(0, len(w), n)
                 parts.append((w.images[idx], emb[w.text_index[idx]], w.states[idx], w.state_mask[idx],
-                              w.actions[idx], w.action_mask[idx]))
-        im, tx, st, mk, ac, am = (np.concatenate(p) for p in zip(*parts))
-        batch = obs_batch(im, tx, st, mk)
+                              w.actions[idx], w.action_mask[idx], rl[w.text_index[idx]],
+                              w.features[idx] if cached else np.zeros((n, 0), np.float32)))
+        im, tx, st, mk, ac, am, rl, ft = (np.concatenate(p) for p in zip(*parts))
+        batch = obs_batch(im, tx, st, mk, rl, ft if cached else None)
         if aug:
-            batch["image"] = augment_images(batch["image"], rng)
+            batch["image"] = augment_images(batch["image"], rng, shift)
         batch["actions"], batch["action_mask"] = torch.from_numpy(ac), torch.from_numpy(am)
         batch["neural"] = torch.tensor([0] * (batch_size - n_neural) + [1] * n_neural)
         return batch
@@ -352,7 +379,7 @@ def mix_sampler(real: Windows, neural: Windows | None, ratio: float, batch_size:
     return sample
 
 
-def latent_sampler(neural: Windows, batch_size: int, text: np.ndarray, aug: bool = True):
+def latent_sampler(neural: Windows, batch_size: int, text: np.ndarray, aug: bool = True, shift: bool = True):
     """sample(rng, step) -> batch of neural observations and their latent codes (B, chunk / k),
     for pretraining on the latent-action path."""
     if neural is None or neural.codes is None or not (neural.codes >= 0).any():
@@ -360,9 +387,9 @@ def latent_sampler(neural: Windows, batch_size: int, text: np.ndarray, aug: bool
 
     def sample(rng: np.random.Generator, step: int) -> dict:
         idx = rng.integers(0, len(neural), batch_size)
-        batch = obs_batch(neural.images[idx], text[neural.text_index[idx]], neural.states[idx], neural.state_mask[idx])
+        batch = window_batch(neural, text, idx)
         if aug:
-            batch["image"] = augment_images(batch["image"], rng)
+            batch["image"] = augment_images(batch["image"], rng, shift)
         batch["latent"] = torch.from_numpy(neural.codes[idx])
         return batch
 
