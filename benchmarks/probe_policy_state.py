@@ -71,7 +71,7 @@ class StateTokens(nn.Module):
         return torch.cat([col, g, self.text(b["text"])[:, None], prop], 1)
 
 
-def collect(behaviours, per: int, seed0: int, max_steps: int = 80):
+def collect(behaviours, per: int, seed0: int, max_steps: int = 80, noise: float = 1.0):
     env = TabletopEnv(render_obs=False, max_steps=max_steps)
     eps = []
     for bi, b in enumerate(behaviours):
@@ -86,7 +86,7 @@ def collect(behaviours, per: int, seed0: int, max_steps: int = 80):
             for _ in range(max_steps):
                 s, m = S.world_state(env)
                 ws.append(s), wm.append(m), st.append(obs["state"])
-                a = env.expert_action(1.0, rng)
+                a = env.expert_action(noise, rng)
                 ac.append(a)
                 obs, _, _, trunc, info = env.step(a)
                 success |= info["is_success"]
@@ -117,9 +117,13 @@ def windows(eps, chunk: int):
 
 def batch_of(W, emb, flags, idx):
     ti = W["ti"][idx]
+    n = len(idx)
+    # the stage encoder's keys too: the true state as the cached "features", the flags as roles
     return {"wstate": torch.from_numpy(W["ws"][idx]), "wmask": torch.from_numpy(W["wm"][idx]),
             "flags": torch.from_numpy(flags[ti]), "text": torch.from_numpy(emb[ti]),
-            "state": torch.from_numpy(W["st"][idx]), "actions": torch.from_numpy(W["ac"][idx].astype(np.float32))}
+            "state": torch.from_numpy(W["st"][idx]), "actions": torch.from_numpy(W["ac"][idx].astype(np.float32)),
+            "features": torch.from_numpy(W["ws"][idx]), "roles": torch.from_numpy(flags[ti]),
+            "state_mask": torch.ones(n, 1), "image": torch.zeros(n, 3, 32, 32)}
 
 
 def evaluate(model, behaviours, per: int, execute: int, base_seed: int = 900000, stride: int = 100_000):
@@ -137,7 +141,9 @@ def evaluate(model, behaviours, per: int, execute: int, base_seed: int = 900000,
             while not done:
                 s, m = S.world_state(env)
                 bt = {"wstate": torch.from_numpy(s[None]), "wmask": torch.from_numpy(m[None]),
-                      "flags": torch.from_numpy(fl), "text": torch.from_numpy(emb), "state": torch.from_numpy(obs["state"][None])}
+                      "flags": torch.from_numpy(fl), "text": torch.from_numpy(emb), "state": torch.from_numpy(obs["state"][None]),
+                      "features": torch.from_numpy(s[None]), "roles": torch.from_numpy(fl), "state_mask": torch.ones(1, 1),
+                      "image": torch.zeros(1, 3, 32, 32)}
                 for a in model.predict(bt, generator=gen)[0].numpy()[:execute]:
                     obs, _, success, trunc, info = env.step(a)
                     done = success or trunc
@@ -158,6 +164,9 @@ def main(argv=None):
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--no-flags", action="store_true")
     p.add_argument("--relative", action="store_true")
+    p.add_argument("--noise", type=float, default=1.0, help="teleop noise of the demos")
+    p.add_argument("--stage-encoder", action="store_true",
+                   help="the train_policy stage's 'state' encoder (dreamgen.policy.backbone), fed the true state")
     p.add_argument("--behaviours", default=",".join(BEHAVIOURS))
     p.add_argument("--eval-per", type=int, default=10)
     p.add_argument("--threads", type=int, default=2)
@@ -168,13 +177,20 @@ def main(argv=None):
     torch.manual_seed(0)
     t0 = time.time()
     behaviours = a.behaviours.split(",")
-    eps = collect(behaviours, a.per, 1000)
+    eps = collect(behaviours, a.per, 1000, noise=a.noise)
     W, emb, flags = windows(eps, 16)
     print(f"{len(eps)} demos, {len(W['ac'])} windows, {time.time() - t0:.0f} s", flush=True)
     cfg = PolicyConfig(family="gr00t", embodiment="robot", action_names=("vx", "vy", "wz", "grip"),
                        state_names=("x", "y", "yaw", "open"), width=a.width, layers=a.layers)
+    if a.stage_encoder:
+        from dataclasses import asdict, replace
+
+        from dreamgen.bench.nets import EstimatorConfig
+
+        cfg = replace(cfg, encoder="state", backbone=asdict(EstimatorConfig(32, 8, 32)))
     model = FlowPolicy(cfg)
-    model.obs = StateTokens(a.width, not a.no_flags, a.relative)
+    if not a.stage_encoder:
+        model.obs = StateTokens(a.width, not a.no_flags, a.relative)
     opt = torch.optim.AdamW(model.parameters(), lr=a.lr)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, a.lr, total_steps=a.steps, pct_start=0.05)
     rng = np.random.default_rng(0)

@@ -198,6 +198,14 @@ def success_table(rows: list[dict], by: list[str]) -> "pd.DataFrame":
     return pd.DataFrame(out)
 
 
+def resolvable_difference(n_a: int, n_b: int, p: float = 0.5, z: float = 1.96) -> float:
+    """The smallest success-rate difference two arms of n_a and n_b episodes resolve at 95%
+    (two-sided two-proportion z-test, both rates near p; p = 0.5 is the widest case)."""
+    if n_a < 1 or n_b < 1:
+        raise ValueError(f"episode counts must be positive, got {n_a} and {n_b}")
+    return float(z * np.sqrt(p * (1 - p) * (1 / n_a + 1 / n_b)))
+
+
 def loglinear_fit(counts, rates) -> dict:
     """Least-squares fit rate = a + b log10(count): slope b (success per decade), intercept a, R^2."""
     x, y = np.log10(np.asarray(counts, float)), np.asarray(rates, float)

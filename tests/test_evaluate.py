@@ -131,3 +131,13 @@ def test_r2_fit_uses_every_seed_point():
     assert fits["dp"]["points"] == 4 and fits["dp"]["seeds"] == {25: 1, 100: 2, 400: 1}
     want = ev.loglinear_fit([25, 100, 100, 400], [0.2, 0.4, 0.6, 0.8])
     assert fits["dp"]["slope"] == pytest.approx(want["slope"]) and fits["dp"]["r2"] == pytest.approx(want["r2"])
+
+
+def test_resolvable_difference_shrinks_with_episodes():
+    from dreamgen.evaluate import resolvable_difference
+
+    assert abs(resolvable_difference(100, 100) - 0.1386) < 1e-3       # 1.96 * sqrt(0.25 * 2 / 100)
+    assert resolvable_difference(200, 200) < resolvable_difference(100, 100)
+    assert resolvable_difference(100, 100, p=0.1) < resolvable_difference(100, 100, p=0.5)
+    with pytest.raises(ValueError):
+        resolvable_difference(0, 10)
