@@ -242,6 +242,8 @@ def test_policies_per_arm_and_their_evaluation(repo):
     for arm in arms:
         m = json.loads((repo / f"reports/metrics/train_policy/{arm}.json").read_text())
         assert m["arm"] == arm and m["train"]["steps"] == 10 and m["parameters"] > 0
+        # the default encoder reads the bench's frozen estimator, whose weights are not trained
+        assert m["encoder"] == "state" and m["frozen_parameters"] > 0
         assert (m["real_windows"] > 0) == (m["real_per_behaviour"] > 0)
         assert (m["neural_windows"] > 0) == (m["neural_trajectories"] > 0)
         assert m["idm_labelled_real"] == arm.endswith("-idm")
@@ -253,6 +255,7 @@ def test_policies_per_arm_and_their_evaluation(repo):
         assert extra["real_episodes"] == twin["real_episodes"] and extra["real_windows"] < twin["real_windows"]
     ev = json.loads((repo / "reports/metrics/evaluate.json").read_text())
     assert ev["expert"]["success"] >= 0.5 and ev["expert"]["episodes"] == 2  # 2 behaviours x 1 episode
+    assert all(0 < v < 2 for v in ev["resolvable_difference"].values())
     assert set(ev["arms"]) == {parse_arm(a).config for a in arms}  # seeds pooled per configuration
     for row in ev["arms"].values():
         assert 0 <= row["success"] <= 1 and row["ci"][0] <= row["success"] <= row["ci"][1]
