@@ -21,6 +21,7 @@ import torch
 from torch import nn
 
 from dreamgen.bench import state as S
+from dreamgen.policy.backbone import roles
 from dreamgen.policy.config import PolicyConfig
 from dreamgen.policy.models import FlowPolicy
 from dreamgen.policy.windows import embed_texts
@@ -32,12 +33,8 @@ N_GLOBAL = S.DIM - N_COL * PER
 
 
 def mention_flags(text: str) -> np.ndarray:
-    """(N_COL, 2): colour named first (the object) / later (the target) in the instruction."""
-    f = np.zeros((N_COL, 2), np.float32)
-    for j, c in enumerate(S.instruction_colours(text)):
-        if c in S.COLOUR_NAMES:
-            f[S.COLOUR_NAMES.index(c), min(j, 1)] = 1.0
-    return f
+    """(N_COL, 2): colour named first (the object) / later (the target): the stage's roles."""
+    return roles([text])[0]
 
 
 class StateTokens(nn.Module):

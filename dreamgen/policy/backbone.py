@@ -111,14 +111,12 @@ def slot_inputs(est: torch.Tensor, state: torch.Tensor, mask: torch.Tensor, role
     ee = est[:, list(_EE)]                                                  # (B, 2) in state units (0..1)
     if proprio_ee:
         ee = torch.where(mask > 0, (state[:, :2] + 1) / 2, ee)
-    rel = []
+    # positions of absent things are whatever the head output: gate them by presence
+    gated, rel = blocks.clone(), []
     for ix, iy, ip in _XY:
         present = blocks[:, :, ip:ip + 1]
+        gated[:, :, [ix, iy]] = blocks[:, :, [ix, iy]] * present
         rel.append((blocks[:, :, [ix, iy]] - ee[:, None]) * present * REL_SCALE)
-    # positions of absent things are whatever the head output: gate them by presence
-    gated = blocks.clone()
-    for ix, iy, ip in _XY:
-        gated[:, :, [ix, iy]] = blocks[:, :, [ix, iy]] * blocks[:, :, ip:ip + 1]
     return torch.cat([gated, *rel, role], -1), est[:, NC * PC:]
 
 

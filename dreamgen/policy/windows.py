@@ -328,10 +328,12 @@ def obs_batch(images: np.ndarray, text: np.ndarray, states: np.ndarray, mask: np
     return batch
 
 
-def window_batch(w: Windows, text: np.ndarray, idx: np.ndarray) -> dict:
-    """The observation batch of windows `idx` of w (text: the embeddings of w.texts)."""
+def window_batch(w: Windows, text: np.ndarray, idx: np.ndarray, roles: np.ndarray | None = None) -> dict:
+    """The observation batch of windows `idx` of w (text: the embeddings of w.texts; roles:
+    w.roles(), passed in by samplers that build many batches)."""
+    roles = w.roles() if roles is None else roles
     return obs_batch(w.images[idx], text[w.text_index[idx]], w.states[idx], w.state_mask[idx],
-                     w.roles()[w.text_index[idx]], None if w.features is None else w.features[idx])
+                     roles[w.text_index[idx]], None if w.features is None else w.features[idx])
 
 
 def augment_images(images: torch.Tensor, rng: np.random.Generator, shift: bool = True) -> torch.Tensor:
@@ -384,10 +386,11 @@ def latent_sampler(neural: Windows, batch_size: int, text: np.ndarray, aug: bool
     for pretraining on the latent-action path."""
     if neural is None or neural.codes is None or not (neural.codes >= 0).any():
         raise PolicyError("latent pretraining needs neural windows with latent codes")
+    roles = neural.roles()
 
     def sample(rng: np.random.Generator, step: int) -> dict:
         idx = rng.integers(0, len(neural), batch_size)
-        batch = window_batch(neural, text, idx)
+        batch = window_batch(neural, text, idx, roles)
         if aug:
             batch["image"] = augment_images(batch["image"], rng, shift)
         batch["latent"] = torch.from_numpy(neural.codes[idx])
