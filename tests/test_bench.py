@@ -569,3 +569,23 @@ def test_pa_undo_flags_a_stain_growing_back_and_a_button_unpressing():
     s[:, state.idx("cyan", "button")] = 1
     s[:, state.idx("cyan", "button_pressed")] = [0, 1, 1, 0]        # a latched button comes back up
     assert physics.physics_alignment(s, physics.Thresholds())[1][:, u].tolist() == [False, False, True]
+
+
+def test_pa_gone_flags_an_object_missing_where_nothing_could_hide_it():
+    s = np.zeros((5, state.DIM), np.float32)
+    ee = [state.INDEX["ee_x"], state.INDEX["ee_y"]]
+    s[:, ee] = 0.2                                                   # the gripper waits far away (SCALE 100: 20 units)
+    s[:, [state.idx("red", "obj_x"), state.idx("red", "obj_y")]] = 0.7
+    s[:, state.idx("red", "obj")] = [1, 1, 0, 0, 0]                  # gone after the second frame
+    g = physics.RULES.index("gone")
+    v = physics.physics_alignment(s, physics.Thresholds())[1]
+    assert v[:, g].tolist() == [False, True, False, False]
+    s[2:, ee] = 0.7                                                  # the gripper is over it from then on: hidden
+    assert physics.transition_stats(s)["gone"].max() == 0.0
+    s[:, ee] = 0.2
+    s[:, state.idx("blue", "obj")] = [0, 0, 1, 1, 1]                 # a cube set down on it: hidden too
+    s[:, [state.idx("blue", "obj_x"), state.idx("blue", "obj_y")]] = 0.72
+    assert physics.transition_stats(s)["gone"].max() == 0.0
+    s[:, state.idx("blue", "obj")] = 0
+    s[:, state.idx("red", "obj")] = [1, 1, 0, 1, 1]                  # one frame's flicker is forgiven
+    assert physics.transition_stats(s)["gone"].max() == 0.0

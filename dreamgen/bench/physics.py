@@ -19,6 +19,13 @@ rule, larger = less physical:
              estimator's one-frame flicker
   undo       how far something irreversible is undone: the stain growing back above its lowest
              amount so far, or a pressed button (they latch) losing its pressed state
+  gone       how surely an object that goes missing at this transition stays absent where nothing
+             could hide it: present in every earlier frame but one, then absent at later frames where the end effector is
+             farther than `touch` from where the object was last seen and no other object lies
+             within 12 units of that place. Vanishing, or a recolour's old colour; an object under
+             the gripper or under a stacked cube is hidden, not gone. Flip and appear see presence
+             alone, so the estimator's occlusion misses (a cube covered by the arm) forced their
+             thresholds up to where they miss most vanishings
   reversal   how far the end effector doubles back: the shorter of two consecutive moves whose
              directions are more than 120 degrees apart. The expert's paths rarely turn back
              on themselves; frames out of order make the arm jitter back and forth
@@ -38,7 +45,7 @@ from dreamgen.world.physics import DT, VMAX
 
 from . import state
 
-RULES = ("flip", "jump", "untouched", "static", "ee_jump", "overlap", "appear", "undo", "reversal")
+RULES = ("flip", "jump", "untouched", "static", "ee_jump", "overlap", "appear", "undo", "gone", "reversal")
 _C = state.COLOUR_NAMES
 _OBJ_P = np.array([state.idx(c, "obj") for c in _C])
 _OBJ_XY = np.array([[state.idx(c, "obj_x"), state.idx(c, "obj_y")] for c in _C])
@@ -64,6 +71,7 @@ class Thresholds:
     overlap: float = 10.0    # centres closer than 10 units: two 10-unit objects inside each other
     appear: float = 0.5
     undo: float = 0.05       # physics allows none (buttons latch, a stain only shrinks): the prior is noise
+    gone: float = 0.5        # present to absent with nothing in the way: a sure change of presence
     reversal: float = 8.0    # a prior well under one transition's reach (20 units): calibration raises it
     touch: float = 14.0      # the ee "touches" an object within this distance (half-diagonal + pusher)
 
@@ -76,6 +84,32 @@ def _seg_dist(p: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
     d = b - a
     t = np.clip(((p - a) @ d) / max(float(d @ d), 1e-9), 0, 1)
     return np.linalg.norm(p - (a + t[..., None] * d), axis=-1)
+
+
+def _robust_min(x: np.ndarray) -> np.ndarray:
+    """(N, C) -> (C,): the second smallest per column (the smallest when N <= 2): one frame's flicker is forgiven."""
+    return np.sort(x, 0)[1] if len(x) > 2 else x.min(0)
+
+
+def _gone(p: np.ndarray, xy: np.ndarray, ee: np.ndarray, touch: float, cover: float = 12.0) -> np.ndarray:
+    """The `gone` statistic (T-1,) from object presences p (T, C), positions xy (T, C, 2) and the
+    end effector ee (T, 2), both in world units."""
+    T, C = p.shape
+    seen = p > 0.5
+    other = ~np.eye(C, dtype=bool)
+    out = np.zeros(T - 1)
+    for t in range(T - 1):
+        before = _robust_min(p[: t + 1])
+        last_i = np.array([np.flatnonzero(seen[: t + 1, c])[-1] if seen[: t + 1, c].any() else t for c in range(C)])
+        last = xy[last_i, np.arange(C)]  # (C, 2) where each object was last seen up to t
+        free = np.linalg.norm(last[None] - ee[t + 1:, None], axis=-1) > touch  # (A, C): the gripper is elsewhere
+        d = np.linalg.norm(last[None, :, None] - xy[t + 1:, None, :], axis=-1)  # (A, C, C): others near that place
+        free &= np.where(seen[t + 1:, None, :] & other[None], d, np.inf).min(2) > cover
+        for c in np.flatnonzero(seen[t] & ~seen[t + 1]):  # the transition where it goes missing
+            q = np.sort(p[t + 1:, c][free[:, c]])
+            if len(q):  # the surest presence where it could not hide, forgiving one flicker
+                out[t] = max(out[t], before[c] - (q[-2] if len(q) > 2 else q[-1]))
+    return out
 
 
 def transition_stats(states: np.ndarray, touch: float = Thresholds.touch) -> dict[str, np.ndarray]:
@@ -110,6 +144,7 @@ def transition_stats(states: np.ndarray, touch: float = Thresholds.touch) -> dic
     for t in range(len(s) - 1):
         out["appear"][t] = (p[t + 1:].min(0) - p[: t + 1].max(0)).max()
         out["undo"][t] = max(stain[t + 1] - stain[: t + 1].min(), (pressed[: t + 1].max(0) - pressed[t + 1]).max())
+    out["gone"] = _gone(p, xy, ee, touch)
     d = np.diff(ee, axis=0)
     n = np.linalg.norm(d, axis=-1)
     cos = (d[:-1] * d[1:]).sum(-1) / np.maximum(n[:-1] * n[1:], 1e-9)
