@@ -420,3 +420,23 @@ def test_real_videos_labelled_as_dreams_replay_from_their_own_reset(tmp_path, ch
     with pytest.raises(label.LabelError, match="strided labels"):
         pipeline.label_dataset(src, tmp_path / "full", checkpoints[0], None, dreamed=False)
         label.replay_dreams(tmp_path / "full", WorldConfig(SIZE, 1, 80))
+
+
+def test_the_expert_in_span_of_a_real_video_is_its_own_recorded_demo(tmp_path, checkpoints):
+    """expert_in_span replays the expert at the noise the episode was recorded with (meta
+    `noise`), so for real videos it is the recorded demo itself over the clip's span."""
+    from dreamgen.world import TabletopEnv, run_expert_episode
+
+    env = TabletopEnv(image_size=SIZE, supersample=1, max_steps=80)
+    eps = [run_expert_episode(env, seed=s, embodiment="robot", behaviour=b, environment=0, noise=0.3)
+           for s, b in enumerate(["pick_place", "push"])]
+    src, out = tmp_path / "real", tmp_path / "idm_real"
+    data.write_dataset(src, eps, fps=10, robot_type="robot", state_names=list(NAMES["state_names"]),
+                       action_names=list(NAMES["action_names"]))
+    pipeline.label_real_as_dreams(src, out, *checkpoints, seed=3)
+    world = WorldConfig(SIZE, 1, 80)
+    rows = label.replay_dreams(out, world)
+    ds = data.Dataset(out)
+    for i, (r, e) in enumerate(zip(rows, eps)):
+        span = (ds.episode(i).actions.shape[0] - 1) * (ds.episode(i).actions.shape[1] // e.actions.shape[1])
+        assert r["expert_in_span"] == label.replay(e.meta, e.actions[:span], world)["success"]

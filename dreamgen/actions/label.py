@@ -245,8 +245,9 @@ def replay_dreams(root, world_cfg) -> list[dict]:
         meta = dict(seed=seed, embodiment=src["embodiment"], behaviour=src["behaviour"],
                     environment=src["environment"])
         actions = ep.actions[:-1].reshape(-1, ep.actions.shape[1] // k)
+        # the expert at the noise this reset was recorded with (real demos carry it; dreams' references: the default 1.0)
         expert = run_expert_episode(env, meta["seed"], meta["embodiment"], meta["behaviour"],
-                                    meta["environment"], render=False)
+                                    meta["environment"], noise=float(src.get("noise", 1.0)), render=False)
         rows.append(dict(split=src.get("split", "real" if "sim_seed" not in src else None),
                          behaviour=meta["behaviour"], environment=meta["environment"],
                          success=replay(meta, actions, world_cfg)["success"],
