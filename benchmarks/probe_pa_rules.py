@@ -25,17 +25,27 @@ import numpy as np
 from dreamgen.params import load_params, validate
 
 
+def _world(cfg):
+    from dreamgen.collect import WorldConfig
+    spec = json.loads(Path(cfg.spec_path).read_text())
+    return spec, WorldConfig(spec["image_size"], spec["supersample"], spec["max_steps"])
+
+
+def _estimate(estimator, rows: list[dict]) -> np.ndarray:
+    """Estimated state trajectories (N, T, D) of the rows' clips (N, T, S, S, 3)."""
+    clips = np.stack([r["clip"] for r in rows])
+    return estimator.estimate(clips.reshape(-1, *clips.shape[2:])).reshape(len(clips), clips.shape[1], -1)
+
+
 def build(cfg, cache: Path) -> dict:
     import torch
 
     from dreamgen import data
     from dreamgen.bench import judges, simulate, validity
-    from dreamgen.collect import WorldConfig
     from dreamgen.world.behaviours import BEHAVIOURS
 
     torch.set_num_threads(cfg.threads or 1)
-    spec = json.loads(Path(cfg.spec_path).read_text())
-    world_cfg = WorldConfig(spec["image_size"], spec["supersample"], spec["max_steps"])
+    spec, world_cfg = _world(cfg)
     clip_args = dict(num_frames=cfg.num_frames, stride=cfg.frame_stride)
     n_env = spec["n_environments"]
     sim = lambda jobs, desc: simulate.simulate_many(jobs, world_cfg, cfg.image_size, cfg.workers, desc)
@@ -53,13 +63,8 @@ def build(cfg, cache: Path) -> dict:
     cal_rows = validity.success_and_failure_clips(cal_eps, kind="calibration", source="sim", seed=cfg.seed, **clip_args)
     real_rows = validity.success_and_failure_clips(real_eps, kind="real", source="real", seed=cfg.seed, **clip_args)
     rows = validity.sim_clips(val_eps, corrupt_eps, seed=cfg.seed, **clip_args) + real_rows + validity.degraded(real_rows, cfg.seed)
-    bench = judges.Judges.load(cfg.model_dir)
-
-    def est(rs):
-        clips = np.stack([r["clip"] for r in rs])
-        return bench.estimator.estimate(clips.reshape(-1, *clips.shape[2:])).reshape(len(clips), clips.shape[1], -1)
-
-    out = dict(cal_states=est(cal_rows), states=est(rows), clips=np.stack([r["clip"] for r in rows]),
+    est = judges.Judges.load(cfg.model_dir).estimator
+    out = dict(cal_states=_estimate(est, cal_rows), states=_estimate(est, rows), clips=np.stack([r["clip"] for r in rows]),
                meta=[{k: v for k, v in r.items() if k != "clip"} for r in rows])
     cache.write_bytes(pickle.dumps(out))
     return out
@@ -100,17 +105,13 @@ def more_calibration(cfg, n_per_behaviour: int, cache: Path) -> np.ndarray:
     if cache.exists():
         return pickle.loads(cache.read_bytes())
     from dreamgen.bench import judges, simulate, validity
-    from dreamgen.collect import WorldConfig
     from dreamgen.world.behaviours import BEHAVIOURS
-    spec = json.loads(Path(cfg.spec_path).read_text())
-    world_cfg = WorldConfig(spec["image_size"], spec["supersample"], spec["max_steps"])
+    spec, world_cfg = _world(cfg)
     eps = simulate.simulate_many(simulate.make_jobs(n_per_behaviour, BEHAVIOURS, spec["n_environments"],
                                                     6_500_000 + cfg.seed * 100_000), world_cfg, cfg.image_size,
                                  cfg.workers, "calibration")
     rows = validity.success_and_failure_clips(eps, cfg.num_frames, cfg.frame_stride, "calibration", "sim", cfg.seed)
-    clips = np.stack([r["clip"] for r in rows])
-    est = judges.Judges.load(cfg.model_dir).estimator
-    out = est.estimate(clips.reshape(-1, *clips.shape[2:])).reshape(len(clips), clips.shape[1], -1)
+    out = _estimate(judges.Judges.load(cfg.model_dir).estimator, rows)
     cache.write_bytes(pickle.dumps(out))
     return out
 
