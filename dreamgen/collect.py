@@ -31,6 +31,7 @@ class Job:
     environment: int
     seed: int
     paraphrase: bool = False
+    noise_stream: int | None = None  # None: the recorded episodes' stream; another value: another take
 
 
 @functools.lru_cache(maxsize=4)
@@ -46,9 +47,10 @@ def _play(args: tuple[WorldConfig, Job, float, bool]) -> Episode:
     from dreamgen.world import run_expert_episode
 
     world, job, noise, render = args
+    stream = {} if job.noise_stream is None else dict(noise_stream=job.noise_stream)
     return run_expert_episode(_env(world), seed=job.seed, embodiment=job.embodiment,
                               behaviour=job.behaviour, environment=job.environment,
-                              noise=noise, paraphrase=job.paraphrase, render=render)
+                              noise=noise, paraphrase=job.paraphrase, render=render, **stream)
 
 
 def run_jobs(jobs: Iterable[Job], world: WorldConfig, noise: float, render: bool = True,
@@ -63,6 +65,19 @@ def run_jobs(jobs: Iterable[Job], world: WorldConfig, noise: float, render: bool
     # fork shares the imported modules; chunks keep inter-process traffic small.
     with mp.get_context("fork").Pool(workers) as pool:
         yield from tqdm(pool.imap(_play, args, chunksize=4), **bar)
+
+
+def retake(metas: list[dict], world: WorldConfig, noise_stream: int, workers: int = 1) -> list[Episode]:
+    """The expert again from each recorded episode's reset (its meta: embodiment, behaviour,
+    environment, seed, noise, paraphrase), with another teleoperation-noise stream: what a second
+    take of the same demonstration looks like. A dream of that reset can be held to it."""
+    noises = {float(m["noise"]) for m in metas}
+    if len(noises) > 1:
+        raise ValueError(f"retake: the episodes were recorded at different noise levels {sorted(noises)}; "
+                         "retake each level apart")
+    jobs = [Job(m["embodiment"], m["behaviour"], int(m["environment"]), int(m["seed"]),
+                bool(m.get("paraphrase", False)), noise_stream) for m in metas]
+    return list(run_jobs(jobs, world, noises.pop() if noises else 1.0, workers=workers))
 
 
 def expert_success(embodiments: list[str], behaviours: list[str], n_environments: int,

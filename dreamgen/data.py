@@ -300,7 +300,8 @@ def write_dataset(root, episodes: Iterable[Episode], fps: int, robot_type: str, 
                 num_frames += len(ep)
                 num_episodes = i + 1
         if first is None:
-            raise ValueError("no episodes to write")
+            raise ValueError(f"{root}: no episodes to write (the episodes given are empty); nothing was written. "
+                             "Fix: pass at least one Episode")
         with open(tmp / "meta/tasks.jsonl", "w") as f:
             f.writelines(_dumps({"task_index": j, "task": t}) + "\n" for t, j in tasks.items())
         info = {
@@ -335,11 +336,14 @@ def _episode_path(info: dict, template_key: str, ep_index: int, video_key: str |
     return info[template_key].format(episode_chunk=chunk, episode_index=ep_index, video_key=video_key)
 
 
-def _list_column(table: pa.Table, key: str) -> np.ndarray | None:
-    """A list<float> (or fixed-size list) column as (T, D) float32, or None if absent."""
+def vector_column(table: pa.Table, key: str) -> np.ndarray | None:
+    """A feature column as (T, D) float32, or None if absent: a list<float> (or fixed-size list)
+    column, or a plain numeric one, which is how LeRobot stores a feature of shape [1] (D = 1)."""
     if key not in table.column_names:
         return None
     col = table.column(key)
+    if pa.types.is_integer(col.type) or pa.types.is_floating(col.type):
+        return col.to_numpy().astype(np.float32).reshape(len(col), 1)
     return pc.list_flatten(col).to_numpy().astype(np.float32).reshape(len(col), -1)
 
 
@@ -347,18 +351,33 @@ class Dataset:
     """Read a LeRobot v2.1 dataset (ours or anyone's with one camera or more).
 
     Metadata is read once on construction; parquet files and videos are read per episode.
-    It trusts the layout; run `validate_dataset` for a diagnosis of a broken one.
+    Unreadable metadata or parquet files raise DatasetError naming the file; beyond that it
+    trusts the layout: run `validate_dataset` for a full diagnosis of a broken dataset.
     `camera` picks the video that `episode()` returns as frames (default: the first one).
     """
 
     def __init__(self, root, camera: str | None = None):
         self.root = Path(root)
         meta = self.root / "meta"
-        self.info: dict = json.loads((meta / "info.json").read_text())
-        self.tasks: list[str] = [t["task"] for t in sorted(_read_jsonl(meta / "tasks.jsonl"),
-                                                          key=lambda t: t["task_index"])]
-        self.episodes: list[dict] = _read_jsonl(meta / "episodes.jsonl")
-        self.episodes_stats: list[dict] = [e["stats"] for e in _read_jsonl(meta / "episodes_stats.jsonl")]
+        fix = f"Fix: point at a dataset folder, or run dreamgen.data.validate_dataset({str(root)!r}) for a diagnosis"
+        if not self.root.is_dir():
+            raise DatasetError(root, [f"no such folder. {fix}"])
+        name = "info.json"
+        try:  # `name` tracks the file being read, so an error can say which one is broken
+            self.info: dict = json.loads((meta / name).read_text())
+            name = "tasks.jsonl"
+            self.tasks: list[str] = [t["task"] for t in sorted(_read_jsonl(meta / name), key=lambda t: t["task_index"])]
+            name = "episodes.jsonl"
+            self.episodes: list[dict] = _read_jsonl(meta / name)
+            name = "episodes_stats.jsonl"
+            self.episodes_stats: list[dict] = [e["stats"] for e in _read_jsonl(meta / name)]
+        except FileNotFoundError:
+            raise DatasetError(root, [f"meta/{name} is missing. {fix}"]) from None
+        except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError) as err:
+            raise DatasetError(root, [f"meta/{name} is not valid ({type(err).__name__}: {err}). {fix}"]) from None
+        if not isinstance(self.info.get("fps"), (int, float)) or self.info["fps"] <= 0:
+            raise DatasetError(root, [f"meta/info.json fps is {self.info.get('fps')!r}; it must be a positive "
+                                      "number. Fix: rewrite the dataset with dreamgen.data.write_dataset"])
         extra = meta / EPISODES_META
         by_index = {e["episode_index"]: e["meta"] for e in _read_jsonl(extra)} if extra.exists() else {}
         self.episodes_meta: list[dict] = [by_index.get(i, {}) for i in range(self.num_episodes)]
@@ -392,10 +411,16 @@ class Dataset:
         """Episode i with frames (T, H, W, 3) uint8 decoded, states/actions (T, D) float32 or None."""
         if not 0 <= i < self.num_episodes:
             raise IndexError(f"episode {i} not in a dataset of {self.num_episodes}")
-        table = pq.read_table(self.data_path(i))
+        try:
+            table = pq.read_table(self.data_path(i))
+        except (OSError, pa.ArrowException) as err:  # missing, truncated or not parquet at all
+            raise DatasetError(self.root, [f"episode {i}: parquet file {self.data_path(i).relative_to(self.root)} "
+                                           f"is unreadable ({err}). Fix: re-create the dataset, or run "
+                                           f"dreamgen.data.validate_dataset({str(self.root)!r}) for a diagnosis"]
+                               ) from None
         task_index = table.column("task_index")[0].as_py()
         return Episode(frames=read_video(self.video_path(i)), task=self.tasks[task_index],
-                       states=_list_column(table, STATE), actions=_list_column(table, ACTION),
+                       states=vector_column(table, STATE), actions=vector_column(table, ACTION),
                        meta=copy.deepcopy(self.episodes_meta[i]))  # callers may edit their copy
 
     def iter_episodes(self) -> Iterator[Episode]:
@@ -448,6 +473,11 @@ def _check_episode(root: Path, info: dict, i: int, expected_len: int | None, sta
     for k in columns:
         shape = features[k]["shape"]
         if k in INDEX_COLUMNS or k not in table.column_names or len(shape) != 1:
+            continue
+        kind = table.column(k).type
+        if pa.types.is_integer(kind) or pa.types.is_floating(kind):  # LeRobot's layout of a shape-[1] feature
+            if shape != [1]:
+                problems.append(f"episode {i}: {k} is a plain column but info.json shape is {shape}")
             continue
         try:
             lengths = pc.list_value_length(table.column(k)).to_numpy(zero_copy_only=False)
@@ -513,6 +543,9 @@ def validate_dataset(root, decode_videos: bool = True) -> list[str]:
     missing_keys = [k for k in ("fps", "features", "data_path", "video_path", "total_episodes") if k not in info]
     if missing_keys:
         return problems + [f"info.json lacks {missing_keys}"]
+    fps = info["fps"]
+    if isinstance(fps, bool) or not isinstance(fps, (int, float)) or fps <= 0:  # every timestamp check divides by it
+        return problems + [f"info.json fps is {fps!r}; it must be a positive number of frames per second"]
 
     episodes = loaded.get("episodes.jsonl")
     tasks = loaded.get("tasks.jsonl")

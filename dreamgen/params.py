@@ -262,6 +262,8 @@ class FinetuneWorldModelParams:
     sampler_etas: list[float] = key("sampler stochasticity (fresh-noise fraction per step) compared on the lab "
                                     "LoRA's dreams; 0 is the deterministic sampler every stage uses", lo=0.0, hi=1.0)
     idm_dir: str = key("IDM whose pair features give the Frechet distance (train_idm's model_dir)")
+    spec_path: str = key("world spec: the camera and episode settings in which the held-out resets are retaken "
+                         "with other teleoperation noise (the ceiling of a dream's score)")
     wan_model: str = key("'' fine-tunes the mini model of stage 03; a WAN2.1 image-to-video pipeline (diffusers "
                          "folder, or a Hub model id already in the local cache) gets the LoRA adapters instead "
                          "(the paper profile)")

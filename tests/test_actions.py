@@ -325,7 +325,8 @@ def test_dreamed_videos_become_tagged_labelled_lerobot_datasets(tmp_path, checkp
     assert ds.info["features"]["action"]["names"][:5] == ["vx@0", "vy@0", "wz@0", "grip@0", "vx@1"]
     assert ep.meta["prompt"] == "push the block 1" and ep.meta["model"] == "wm_test" and ep.meta["adapter"] == "lora_test"
     assert ep.meta["labeller"]["idm"] == str(checkpoints[0]) and len(ep.meta["labeller"]["idm_sha256"]) == 12
-    latent = ds.frames_table()[label.LATENT_KEY].map(lambda v: v[0]).to_numpy()
+    latent = ds.frames_table()[label.LATENT_KEY].to_numpy()  # a plain column: LeRobot's shape-[1] layout
+    assert latent.dtype == np.float32 and ds.info["features"][label.LATENT_KEY]["shape"] == [1]
     assert ((latent >= 0) & (latent < 4)).sum() == 2 * 4 and (latent == -1).sum() == 2
     info = ds.info["dreamgen"]
     assert info["dreamed"] and info["action_chunk"] == K and info["latent_actions"]["codebook_size"] == 4

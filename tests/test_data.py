@@ -6,7 +6,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from dreamgen.data import (DATA_PATH, Dataset, DatasetError, assert_valid, measure_video_round_trip,
+from dreamgen.data import (DATA_PATH, Dataset, DatasetError, assert_valid, measure_video_round_trip, vector_column,
                            read_video, validate_dataset, write_dataset, write_video)
 from dreamgen.episode import Episode
 
@@ -243,3 +243,21 @@ def test_validator_without_info_json(dataset):
     (dataset / "meta/info.json").unlink()
     assert validate_dataset(dataset) == ["meta/info.json is missing"]
     assert validate_dataset(dataset / "nowhere") == [f"{dataset / 'nowhere'} is not a directory"]
+
+
+def test_a_shape_one_feature_is_a_plain_column_as_lerobot_stores_it(dataset):
+    """LeRobot keeps a feature of shape [1] as a plain float column; ours reads and validates it so."""
+    from dreamgen.actions.label import add_vector_column
+
+    ds = Dataset(dataset)
+    codes = [np.arange(e["length"], dtype=np.float32)[:, None] for e in ds.episodes]
+    add_vector_column(dataset, "action.latent", codes, ["code"])
+    table = pq.read_table(Dataset(dataset).data_path(0))
+    assert pa.types.is_floating(table.column("action.latent").type)  # not list<float>
+    assert validate_dataset(dataset) == []
+    assert (vector_column(table, "action.latent") == codes[0]).all()
+    assert vector_column(table, "observation.state").shape[1] > 1 and vector_column(table, "nothing") is None
+    info = json.loads((dataset / "meta/info.json").read_text())
+    info["features"]["action.latent"]["shape"] = [2]
+    (dataset / "meta/info.json").write_text(json.dumps(info))
+    assert any("action.latent is a plain column" in p and "[2]" in p for p in validate_dataset(dataset))

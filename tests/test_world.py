@@ -53,6 +53,25 @@ def test_expert_episode_is_deterministic():
     np.testing.assert_array_equal(e1.actions, e2.actions)
 
 
+def test_a_retake_replays_the_same_reset_with_other_teleoperation_noise():
+    from dreamgen.collect import WorldConfig, retake
+
+    world = WorldConfig(image_size=32, supersample=2, max_steps=40)
+    env = TabletopEnv(image_size=32, supersample=2, max_steps=40)
+    recorded = [run_expert_episode(env, s, ROBOT, "pick_place", 0, noise=0.5, paraphrase=s == 2) for s in (1, 2)]
+    from dreamgen.world.expert import NOISE_STREAM
+
+    same = retake([e.meta for e in recorded], world, NOISE_STREAM)  # the recorded stream: the same episode
+    other = retake([e.meta for e in recorded], world, NOISE_STREAM + 1)
+    for rec, a, b in zip(recorded, same, other):
+        np.testing.assert_array_equal(rec.frames, a.frames)
+        assert b.task == rec.task and (b.frames[0] == rec.frames[0]).all()  # same reset, same instruction
+        n = min(len(b.actions), len(rec.actions)) - 1
+        assert not np.allclose(b.actions[:n], rec.actions[:n]), "another stream must give another take"
+    with pytest.raises(ValueError, match="different noise levels"):
+        retake([recorded[0].meta, dict(recorded[1].meta, noise=1.0)], world, 1)
+
+
 @pytest.mark.parametrize("size,ss", [(64, 3), (32, 2)])
 def test_image_shape_and_dtype(size, ss):
     env = TabletopEnv(image_size=size, supersample=ss)

@@ -1,5 +1,6 @@
 """The video world model on tiny configurations: training, sampling, saving, resuming, bad input."""
 import json
+import os
 
 import numpy as np
 import pytest
@@ -104,6 +105,35 @@ def test_samples_keep_the_first_frame_and_save_load_round_trip(text, bank, tmp_p
     per_clip = again(image, ["move right", "move down"], num_inference_steps=3,
                      generator=[torch.Generator().manual_seed(7), torch.Generator().manual_seed(8)]).frames
     assert per_clip.shape == out.shape
+
+
+def test_diffusers_generic_loader_loads_a_saved_world_model_in_a_fresh_process(text, bank, tmp_path):
+    """DiffusionPipeline.from_pretrained (diffusers' custom-pipeline mechanism) without importing dreamgen."""
+    import subprocess
+    import sys
+
+    pipe = new_pipe(text)
+    pipe.save_pretrained(tmp_path / "wm")
+    image = bank.clip(0)[:1]
+    want = pipe(image, ["move right"], num_inference_steps=3, generator=torch.Generator().manual_seed(7)).frames
+    np.save(tmp_path / "image.npy", image)
+    code = ("import sys, numpy as np, torch\n"
+            "from diffusers import DiffusionPipeline\n"
+            "assert 'dreamgen' not in sys.modules\n"
+            f"p = DiffusionPipeline.from_pretrained({str(tmp_path / 'wm')!r}, trust_remote_code=True)\n"
+            "print(type(p).__name__)\n"
+            f"out = p(np.load({str(tmp_path / 'image.npy')!r}), ['move right'], num_inference_steps=3,\n"
+            "          generator=torch.Generator().manual_seed(7)).frames\n"
+            f"np.save({str(tmp_path / 'out.npy')!r}, out)\n")
+    env = dict(os.environ, HF_MODULES_CACHE=str(tmp_path / "modules"), HF_HUB_OFFLINE="1")
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert res.stdout.strip().splitlines()[-1] == "DreamGenVideoPipeline"
+    assert (np.load(tmp_path / "out.npy") == want).all(), "the generic loader must give the same model"
+    # Without trust, diffusers refuses to run the folder's code, and says how to allow it.
+    res = subprocess.run([sys.executable, "-c", code.replace(", trust_remote_code=True", "")],
+                         capture_output=True, text=True, env=env, timeout=300)
+    assert res.returncode != 0 and "trust_remote_code=True" in res.stderr
 
 
 def test_stochastic_sampling_and_the_denoising_trajectory(text, bank):
@@ -531,3 +561,22 @@ def test_moving_mae_scores_only_where_the_real_clip_moves():
     assert np.isnan(moving_mae(still, still))
     rep = quality_report(copy, real)
     assert rep["mae_moving"] == rep["mae_moving_copy_first"] and rep["frames_in_place"] == 0.0
+
+
+def test_retake_clips_cut_the_second_take_as_the_bank_cuts_the_recorded_one():
+    from dreamgen.collect import WorldConfig
+    from dreamgen.world import ROBOT, TabletopEnv, run_expert_episode
+    from dreamgen.world.expert import NOISE_STREAM
+    from dreamgen.world_model.evaluate import retake_clips
+
+    world = WorldConfig(image_size=32, supersample=2, max_steps=40)
+    eps = [run_expert_episode(TabletopEnv(image_size=32, supersample=2, max_steps=40), s, ROBOT, "push", 1,
+                              noise=0.5) for s in (4, 5)]
+    bank = ClipBank(SPEC, [resize_frames(e.frames, SPEC.image_size) for e in eps], [e.task for e in eps],
+                    [e.meta for e in eps])
+    same = retake_clips(bank, world, NOISE_STREAM)
+    assert same.shape == (2, *bank.clip(0).shape) and (same == np.stack([bank.clip(0), bank.clip(1)])).all()
+    other = retake_clips(bank, world, NOISE_STREAM + 1)
+    assert (other[:, 0] == same[:, 0]).all() and not (other == same).all()
+    with pytest.raises(ValueError, match="another instruction"):
+        retake_clips(ClipBank(SPEC, bank.episodes, ["something else", bank.tasks[1]], bank.meta), world, 1)

@@ -186,8 +186,11 @@ def add_vector_column(root, key: str, per_episode: list[np.ndarray], names: list
         table = pq.read_table(ds.data_path(i))
         if len(x) != table.num_rows:
             raise ValueError(f"{key}: episode {i} has {table.num_rows} rows, got {len(x)} values")
-        offsets = pa.array(np.arange(0, x.size + 1, x.shape[1], dtype=np.int32))
-        column = pa.ListArray.from_arrays(offsets, pa.array(x.ravel()))
+        if x.shape[1] == 1:  # LeRobot stores a shape-[1] feature as a plain column, not one-element lists
+            column = pa.array(x[:, 0])
+        else:
+            offsets = pa.array(np.arange(0, x.size + 1, x.shape[1], dtype=np.int32))
+            column = pa.ListArray.from_arrays(offsets, pa.array(x.ravel()))
         pq.write_table(table.append_column(key, column), ds.data_path(i))
         stats = ds.episodes_stats[i]
         stats[key] = {"min": x.min(0).tolist(), "max": x.max(0).tolist(), "mean": x.mean(0).astype(float).tolist(),

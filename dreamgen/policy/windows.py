@@ -248,7 +248,7 @@ def latent_codes(ds: data.Dataset, i: int, key: str = LATENT_KEY) -> np.ndarray:
     if key not in table.column_names:
         raise PolicyError(f"{ds.root}: no {key!r} column; label the dreams with a latent action model "
                           f"(label.lam_dir) to train a -lam arm")
-    return np.array([v[0] for v in table.column(key).to_pylist()], np.int64)
+    return data.vector_column(table, key)[:, 0].astype(np.int64)  # plain column (older datasets: 1-lists)
 
 
 def window_codes(codes: np.ndarray, n: int, rows: int) -> np.ndarray:

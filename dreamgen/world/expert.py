@@ -35,10 +35,17 @@ class TeleopNoise:
         return np.append(np.clip(v + self.ou, -1, 1), command[3])
 
 
+NOISE_STREAM = 7919  # the teleoperation-noise stream of recorded episodes (seeded apart from the layout)
+
+
 def run_expert_episode(env, seed: int, embodiment: str, behaviour: str, environment: int, noise: float = 1.0,
-                       paraphrase: bool = False, render: bool = True, extra_steps: int = 2) -> Episode:
+                       paraphrase: bool = False, render: bool = True, extra_steps: int = 2,
+                       noise_stream: int = NOISE_STREAM) -> Episode:
     """Reset with these options, run the noisy expert until `extra_steps` after the first success
     (so the result stays in view) or max_steps, and return the Episode.
+
+    noise_stream: another value replays the same reset (layout, instruction) with other
+    teleoperation noise: another take of the same demonstration.
 
     frames (T, H, W, 3) uint8, or (T, 1, 1, 3) zeros when render=False (fast success tables);
     states (T, 4); actions (T, 4) with a zero no-op last row; T = steps + 1.
@@ -49,7 +56,7 @@ def run_expert_episode(env, seed: int, embodiment: str, behaviour: str, environm
     try:
         obs, info = env.reset(seed=seed, options=dict(embodiment=embodiment, behaviour=behaviour,
                                                       environment=environment, paraphrase=paraphrase))
-        rng = np.random.default_rng([int(seed), 7919])  # noise stream, separate from the layout
+        rng = np.random.default_rng([int(seed), int(noise_stream)])  # noise stream, separate from the layout
         frames, states, actions = [obs["image"]], [obs["state"]], []
         success, left = False, extra_steps
         for _ in range(base.max_steps):

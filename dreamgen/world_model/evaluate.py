@@ -48,6 +48,26 @@ def denoising_trajectory(pipe, image: np.ndarray, prompts: list[str], seed: int,
     return np.stack(est)
 
 
+def retake_clips(bank, world, noise_stream: int, workers: int = 1) -> np.ndarray:
+    """First clips (N, T, S, S, 3) uint8 of a second take of each episode of `bank` (a ClipBank of
+    recorded robot episodes): the expert replayed from the same reset with another
+    teleoperation-noise stream (dreamgen.collect.retake), cut and resized as bank.clip(i).
+
+    Scored against the recorded clips exactly as a dream is, it is what another plausible future
+    of the same reset scores: the ceiling a dream can be held to. world: a collect.WorldConfig."""
+    from dreamgen.collect import retake
+    from .clips import ClipBank, resize_frames
+
+    takes = retake(list(bank.meta), world, noise_stream, workers)
+    moved = [i for i, (e, task) in enumerate(zip(takes, bank.tasks)) if e.task != task]
+    if moved:
+        raise ValueError(f"retake_clips: episodes {moved} came back with another instruction; the recorded "
+                         "seeds do not reproduce their resets (a different world spec?)")
+    again = ClipBank(bank.spec, [resize_frames(e.frames, bank.spec.image_size) for e in takes],
+                     [e.task for e in takes], [e.meta for e in takes])
+    return np.stack([again.clip(i) for i in range(len(again))])
+
+
 def per_frame_mae(pred: np.ndarray, real: np.ndarray) -> np.ndarray:
     """Mean absolute pixel error (0-255) of each frame, averaged over clips: (T,)."""
     if pred.shape != real.shape:

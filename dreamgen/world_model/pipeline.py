@@ -1,6 +1,8 @@
 """DreamGenVideoPipeline: image + instruction -> video, in diffusers' pipeline style.
 
     pipe = DreamGenVideoPipeline.from_pretrained("data/models/world_model/base")
+    # or, without importing dreamgen (diffusers' custom-pipeline loader; the package must be installed):
+    pipe = DiffusionPipeline.from_pretrained("data/models/world_model/base", trust_remote_code=True)
     clips = pipe(image, prompt, num_frames=8, guidance_scale=3.0, num_inference_steps=20,
                  generator=torch.Generator().manual_seed(0)).frames   # (B, T, H, W, 3) uint8
 
@@ -33,9 +35,47 @@ class DreamGenVideoOutput(BaseOutput):
     frames: np.ndarray  # (B, T, H, W, 3) uint8; frame 0 is the given image
 
 
+# diffusers' custom-pipeline mechanism: model_index.json names ["pipeline", class] and the folder holds
+# pipeline.py, so `DiffusionPipeline.from_pretrained(folder, trust_remote_code=True)` finds this class
+# without the project's own import. The file only re-exports it from the installed package.
+CUSTOM_MODULE = "pipeline"
+CUSTOM_CODE = ('"""DreamGen\'s world-model pipeline, for diffusers\' custom-pipeline loader:\n'
+               '    DiffusionPipeline.from_pretrained(this_folder, trust_remote_code=True)\n'
+               'It re-exports the class from the dreamgen package (pip install -e <the DreamGen repository>)."""\n'
+               'from dreamgen.world_model.pipeline import DreamGenVideoPipeline  # noqa: F401\n')
+
+
+def _is_own_custom_folder(path) -> bool:
+    """True for a folder this class saved: its pipeline.py is exactly our re-export (safe to run)."""
+    path = Path(path)
+    code = path / f"{CUSTOM_MODULE}.py"
+    try:
+        name = json.loads((path / "model_index.json").read_text()).get("_class_name")
+        return name == [CUSTOM_MODULE, "DreamGenVideoPipeline"] and code.read_text() == CUSTOM_CODE
+    except (OSError, ValueError):
+        return False
+
+
 class DreamGenVideoPipeline(DiffusionPipeline):
     model_cpu_offload_seq = "text_encoder->transformer->vae"
     _optional_components = ["vae"]
+
+    def save_pretrained(self, save_directory, *args, **kwargs) -> None:
+        """diffusers' save, plus pipeline.py and a model_index.json that point its generic loader here."""
+        super().save_pretrained(save_directory, *args, **kwargs)
+        folder = Path(save_directory)
+        index = json.loads((folder / "model_index.json").read_text())
+        index["_class_name"] = [CUSTOM_MODULE, type(self).__name__]
+        (folder / "model_index.json").write_text(json.dumps(index, indent=2, sort_keys=True) + "\n")
+        (folder / f"{CUSTOM_MODULE}.py").write_text(CUSTOM_CODE)
+
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path, **kwargs):
+        """diffusers' loader. A folder this class saved runs only its own pipeline.py (a re-export of this
+        class), so trusting it is implied; any other custom code still needs trust_remote_code=True."""
+        if _is_own_custom_folder(pretrained_model_name_or_path):
+            kwargs.setdefault("trust_remote_code", True)
+        return super().from_pretrained(pretrained_model_name_or_path, **kwargs)
 
     def __init__(self, transformer, scheduler, tokenizer, text_encoder, vae=None, image_size: int = 32,
                  num_frames: int = 8, frame_stride: int = 4, residual: bool = True, max_text_tokens: int = 16,
@@ -227,6 +267,7 @@ def load_pipeline(path: str | Path) -> DreamGenVideoPipeline:
         raise FileNotFoundError(f"{path}: no world model here (no model_index.json); run the "
                                 "pretrain_world_model stage first")
     name = json.loads(index.read_text()).get("_class_name")
+    name = name[-1] if isinstance(name, list) and name else name  # ["pipeline", class]: custom-pipeline form
     if name != DreamGenVideoPipeline.__name__:
         raise ValueError(f"{path}: incompatible checkpoint: it holds a {name}, not a DreamGenVideoPipeline")
     pipe = DreamGenVideoPipeline.from_pretrained(path)
