@@ -183,9 +183,12 @@ def test_finetuned_variants_load_and_report_quality(repo):
     m = json.loads((repo / "reports/metrics/finetune_world_model.json").read_text())
     assert set(m["quality"]) == {"cotrain/base", "cotrain/lora", "pickplace_env0/base", "pickplace_env0/lora",
                                  "pickplace_env0/full", "pickplace_env0/lora-r4-s8", "pickplace_env0/lora-r8-s4",
-                                 "pickplace_env0/small"}
+                                 "pickplace_env0/small", "cotrain/retake", "pickplace_env0/retake"}
     for q in m["quality"].values():
         assert 0 <= q["mae_dream"] <= 255 and 0 <= q["look"] <= 1 and q["fid_idm"] >= 0 and q["clips"] >= 1
+    for e in ("cotrain", "pickplace_env0"):  # the teleoperator's second take: the same clips, closer than any copy
+        retake, lora = m["quality"][f"{e}/retake"], m["quality"][f"{e}/lora"]
+        assert retake["clips"] == lora["clips"] and retake["mae_dream"] < retake["mae_copy_first"]
     assert m["train"]["cotrain/lora"]["steps"] == 6
     assert m["train"]["cotrain/lora"]["trainable_params"] < m["train"]["pickplace_env0/full"]["trainable_params"]
     root = repo / "data/models/world_model"
@@ -347,7 +350,8 @@ def test_paper_world_model_path_runs_the_same_stages(repo, tmp_path):
     ft = json.loads((out / "finetune.json").read_text())
     assert ft["wan"]["model"] == str(wan_dir) and ft["clip_spec"]["num_frames"] == 5
     assert ft["clip_spec"]["image_size"] == size
-    assert set(ft["quality"]) == {f"{e}/{v}" for e in ("cotrain", "pickplace_env0") for v in ("base", "lora")}
+    assert set(ft["quality"]) == {f"{e}/{v}" for e in ("cotrain", "pickplace_env0")
+                                  for v in ("base", "lora", "retake")}
     for e in ("cotrain", "pickplace_env0"):
         assert wan_stage.is_wan_variant(out / "finetuned" / e / "lora")
         assert ft["train"][f"{e}/lora"]["steps"] == params["finetune_world_model"]["lora_steps"]
